@@ -1,0 +1,3 @@
+"""Ostiary: a self-hosted, governed LLM gateway."""
+
+__version__ = "0.1.0"
