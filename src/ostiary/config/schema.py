@@ -1,0 +1,107 @@
+"""The configuration schema: one YAML file, validated before it is ever served.
+
+Pydantic models with `extra="forbid"`, so a misspelt key is an error with its location rather than
+a silently ignored setting. Secrets are `SecretStr`: they never appear in a repr, a log line or an
+error message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+ProviderName = Literal["openai", "azure", "anthropic", "mock"]
+Strategy = Literal["weighted", "priority", "latency", "least_busy"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(Strict):
+    connect: float = Field(5.0, gt=0, description="seconds to open a connection")
+    first_token: float = Field(60.0, gt=0, description="seconds until the first byte (stream) or headers")
+    total: float = Field(600.0, gt=0, description="seconds for the whole upstream call")
+
+
+class Retry(Strict):
+    attempts: int = Field(3, ge=1, le=10, description="tries per deployment, the first one included")
+    backoff_base: float = Field(0.1, ge=0, description="seconds; the n-th retry waits U(0, base*2^n)")
+    backoff_max: float = Field(5.0, ge=0)
+    retry_after_max: float = Field(10.0, ge=0, description="longest Retry-After the gateway will honour")
+
+
+class Breaker(Strict):
+    failure_ratio: float = Field(0.5, gt=0, le=1)
+    window: float = Field(30.0, gt=0, description="seconds of outcomes considered")
+    min_requests: int = Field(5, ge=1, description="outcomes needed in the window before it can open")
+    cooldown: float = Field(10.0, gt=0, description="seconds open before a half-open probe")
+
+
+class Deployment(Strict):
+    provider: ProviderName
+    model: str = Field(min_length=1, description="the upstream model (Azure: the deployment name)")
+    id: str | None = Field(None, description="a stable name for metrics and the audit trail")
+    api_base: str | None = None
+    api_key: SecretStr | None = None
+    api_key_file: Path | None = None
+    api_version: str | None = None
+    weight: float = Field(1.0, gt=0)
+    priority: int = 0
+    timeouts: Timeouts | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("api_base")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v.startswith(("http://", "https://")) or len(v) < 10:
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _provider_needs(self) -> Deployment:
+        if self.provider == "azure":
+            if not self.api_base:
+                raise ValueError("azure needs api_base (https://NAME.openai.azure.com)")
+            if not self.api_version:
+                raise ValueError("azure needs api_version (e.g. 2024-10-21)")
+        if self.api_key is not None and self.api_key_file is not None:
+            raise ValueError("set api_key or api_key_file, not both")
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.id or f"{self.provider}:{self.model}@{self.api_base or 'default'}"
+
+
+class Route(Strict):
+    name: str = Field(min_length=1, description="the model name clients send")
+    strategy: Strategy = "priority"
+    deployments: list[Deployment] = Field(min_length=1)
+    fallbacks: list[str] = Field(default_factory=list, description="other routes tried when all fail")
+    retry: Retry | None = None
+    description: str | None = None
+
+
+class Server(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(4000, ge=1, le=65535)
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    max_messages: int = Field(2048, ge=1)
+    data_dir: Path = Path(".ostiary")
+    # The embedded default lets loopback clients in without a key so a first call just works;
+    # later issues add keys and issuers, after which every request authenticates.
+    allow_anonymous_loopback: bool = True
+
+
+class Config(Strict):
+    server: Server = Field(default_factory=Server)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    retry: Retry = Field(default_factory=Retry)
+    breaker: Breaker = Field(default_factory=Breaker)
+    routes: list[Route] = Field(default_factory=list)

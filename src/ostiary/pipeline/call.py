@@ -1,0 +1,54 @@
+"""The `Call`: one request as a value, carried through the pipeline.
+
+Stages read and write it; nothing about the HTTP framework is in it. What the audit trail will need
+(ids, principal, route, every routing attempt, the deployment that answered, usage, timings) is kept
+here as the call proceeds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Api = Literal["openai.chat", "anthropic.messages", "openai.embeddings"]
+
+
+@dataclass(slots=True)
+class Attempt:
+    route: str
+    deployment: str
+    started: float
+    duration: float = 0.0
+    status: int | None = None  # upstream HTTP status, if one was received
+    error: str | None = None  # a short, credential-free description
+    outcome: Literal["ok", "retry", "next", "failed", "skipped"] = "ok"
+
+
+@dataclass(slots=True)
+class Call:
+    id: str
+    api: Api
+    body: dict[str, Any]  # the request in the OpenAI (canonical) format
+    model: str  # what the client asked for: a route name
+    stream: bool
+    config_version: str
+    client_ip: str = ""
+    principal: Any = None  # set by identity (a later issue)
+    started: float = field(default_factory=time.perf_counter)
+    started_wall: float = field(default_factory=time.time)
+    attempts: list[Attempt] = field(default_factory=list)
+    route: str | None = None  # the route that answered (may be a fallback)
+    deployment: str | None = None  # the deployment that answered
+    upstream_model: str | None = None
+    usage: dict[str, Any] | None = None
+    first_byte: float | None = None  # perf_counter when the first byte was ready for the client
+    status: int = 0
+    error: str | None = None
+    result: dict[str, Any] | AsyncIterator[dict[str, Any]] | None = None
+    decisions: dict[str, Any] = field(default_factory=dict)  # per-stage records for the audit trail
+
+    @property
+    def kind(self) -> Literal["chat", "embeddings"]:
+        return "embeddings" if self.api == "openai.embeddings" else "chat"

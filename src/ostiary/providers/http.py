@@ -1,0 +1,147 @@
+"""The shared upstream HTTP machinery: pooled keep-alive clients, timeouts and SSE reading.
+
+pyreqwest (Rust reqwest) was the fastest client measured here (bench/README.md). One client per
+connect timeout is shared by every deployment, so connections are pooled per upstream host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.exceptions import (
+    ConnectError,
+    ConnectTimeoutError,
+    PyreqwestError,
+    RequestTimeoutError,
+)
+
+from ostiary.providers.base import Target, UpstreamFailure, failure_for_status
+
+
+class HttpPool:
+    def __init__(self) -> None:
+        self._clients: dict[float, Client] = {}
+
+    def client(self, connect_timeout: float) -> Client:
+        c = self._clients.get(connect_timeout)
+        if c is None:
+            c = (
+                ClientBuilder()
+                .connect_timeout(timedelta(seconds=connect_timeout))
+                .pool_idle_timeout(timedelta(seconds=90))
+                .pool_max_idle_per_host(256)
+                .tcp_keepalive(timedelta(seconds=30))
+                .build()
+            )
+            self._clients[connect_timeout] = c
+        return c
+
+    async def aclose(self) -> None:
+        for c in self._clients.values():
+            await c.close()
+        self._clients.clear()
+
+
+def _transport_failure(e: BaseException, what: str) -> UpstreamFailure:
+    if isinstance(e, ConnectTimeoutError):
+        return UpstreamFailure(f"{what}: connect timeout", kind="timeout")
+    if isinstance(e, (RequestTimeoutError, TimeoutError, asyncio.TimeoutError)):
+        return UpstreamFailure(f"{what}: timed out", kind="timeout")
+    if isinstance(e, ConnectError):
+        return UpstreamFailure(f"{what}: cannot connect", kind="connect")
+    return UpstreamFailure(f"{what}: connection failed ({type(e).__name__})", kind="connect")
+
+
+async def post_json(pool: HttpPool, target: Target, url: str, headers: dict[str, str],
+                    body: dict[str, Any]) -> dict[str, Any]:
+    t = target.timeouts
+    req = (pool.client(t.connect).post(url).headers(headers).body_bytes(orjson.dumps(body))
+           .timeout(timedelta(seconds=t.total)).build())
+    try:
+        async with asyncio.timeout(t.first_token):
+            resp = await req.send()
+        async with asyncio.timeout(t.total):
+            raw = await resp.bytes()
+    except (PyreqwestError, TimeoutError) as e:
+        raise _transport_failure(e, "upstream") from None
+    if resp.status >= 400:
+        raise failure_for_status(resp.status, bytes(raw), resp.get_header("retry-after"))
+    try:
+        data = orjson.loads(bytes(raw))
+    except orjson.JSONDecodeError:
+        raise UpstreamFailure("upstream answered with invalid JSON", kind="protocol") from None
+    if not isinstance(data, dict):
+        raise UpstreamFailure("upstream answered with a JSON value that is not an object", kind="protocol")
+    return data
+
+
+async def post_sse(pool: HttpPool, target: Target, url: str, headers: dict[str, str],
+                   body: dict[str, Any]) -> AsyncIterator[tuple[str, bytes]]:
+    """POST and yield server-sent events as (event name, data bytes).
+
+    The first event must arrive within the first-token timeout. Closing the generator (the client
+    went away) leaves the `async with`, which drops the upstream connection.
+    """
+    t = target.timeouts
+    req = (pool.client(t.connect).post(url).headers(headers).body_bytes(orjson.dumps(body))
+           .timeout(timedelta(seconds=t.total)).build_streamed())
+    try:
+        async with asyncio.timeout(t.first_token):
+            resp = await req.__aenter__()
+    except (PyreqwestError, TimeoutError) as e:
+        raise _transport_failure(e, "upstream") from None
+    try:
+        if resp.status >= 400:
+            try:
+                raw = bytes(await resp.bytes())
+            except PyreqwestError:
+                raw = b""
+            raise failure_for_status(resp.status, raw, resp.get_header("retry-after"))
+        reader = resp.body_reader()
+        buf = b""
+        first = True
+        while True:
+            try:
+                if first:
+                    async with asyncio.timeout(t.first_token):
+                        chunk = await reader.read_chunk()
+                else:
+                    chunk = await reader.read_chunk()
+            except (PyreqwestError, TimeoutError) as e:
+                f = _transport_failure(e, "upstream stream")
+                f.kind = "timeout" if f.kind == "timeout" else "stream_cut"
+                raise f from None
+            if chunk is None:
+                if buf.strip():
+                    yield _parse_event(buf)
+                return
+            buf += bytes(chunk)
+            if b"\r" in buf:
+                buf = buf.replace(b"\r\n", b"\n")
+            while True:
+                i = buf.find(b"\n\n")
+                if i < 0:
+                    break
+                block, buf = buf[:i], buf[i + 2:]
+                if block.strip():
+                    first = False
+                    yield _parse_event(block)
+    finally:
+        await req.__aexit__(None, None, None)
+
+
+def _parse_event(block: bytes) -> tuple[str, bytes]:
+    event = "message"
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if line.startswith(b"data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(b" ") else value)
+        elif line.startswith(b"event:"):
+            event = line[6:].strip().decode("utf-8", "replace")
+    return event, b"\n".join(data)

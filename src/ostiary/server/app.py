@@ -1,0 +1,244 @@
+"""The ASGI application: endpoints, error mapping and the response headers every answer carries.
+
+Each request takes the gateway's current runtime once, at its start, and keeps it: a config reload
+never changes a request half-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from ostiary.errors import GatewayError, NotFound, Unauthenticated
+from ostiary.gateway import Gateway, Runtime, model_card
+from ostiary.pipeline.call import Api, Call
+from ostiary.server.io import (
+    ClientGone,
+    Headers,
+    end_sse,
+    parse_json_object,
+    read_body,
+    send_chunk,
+    send_json,
+    start_sse,
+)
+from ostiary.wire.anthropic import check_messages
+from ostiary.wire.openai import check_chat, check_embeddings
+from ostiary.wire.translate import (
+    OpenAIToAnthropicStream,
+    anthropic_request_to_openai,
+    openai_response_to_anthropic,
+)
+
+log = logging.getLogger("ostiary.server")
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class App:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.auth_configured = False  # identity (keys, OIDC issuers) arrives with a later issue
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await self.http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+
+    async def http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        rt = self.gateway.runtime
+        rid = cl = None
+        for k, v in scope["headers"]:
+            if k == b"x-request-id":
+                rid = v if _REQUEST_ID.match(v) else None
+            elif k == b"content-length":
+                cl = v
+        rid = rid or uuid.uuid4().hex.encode()
+        headers: Headers = [(b"x-request-id", rid), (b"x-ostiary-config-version", rt.version_header)]
+        path: str = scope["path"]
+        method: str = scope["method"]
+        anthropic = path == "/v1/messages"
+        try:
+            if method == "POST":
+                api = _POST_APIS.get(path)
+                if api is None:
+                    raise NotFound(f"No endpoint at POST {path}.")
+                self._check_client(scope)
+                raw = await read_body(receive, rt.config.server.max_body_bytes, cl)
+                call = self._call(rt, api, parse_json_object(raw), rid.decode(), scope)
+                await self._serve(rt, call, receive, send, headers)
+            elif method in ("GET", "HEAD"):
+                await self._get(rt, path, send, headers)
+            else:
+                raise GatewayError(f"Method {method} is not allowed here.", status=405,
+                                   type="invalid_request_error", code="method_not_allowed")
+        except ClientGone:
+            return
+        except GatewayError as e:
+            body = e.to_anthropic() if anthropic else e.to_openai()
+            extra = [(k.encode(), v.encode()) for k, v in e.headers.items()]
+            await send_json(send, e.status, orjson.dumps(body), headers + extra)
+        except Exception:
+            log.exception("unexpected error on request %s", rid.decode())
+            err = GatewayError(f"Internal error; the request id is {rid.decode()}.")
+            await send_json(send, 500, orjson.dumps(err.to_anthropic() if anthropic else err.to_openai()), headers)
+
+    def _check_client(self, scope: dict[str, Any]) -> None:
+        if self.auth_configured:
+            return
+        client = scope.get("client")
+        if client is None or not _is_loopback(client[0]):
+            raise Unauthenticated("No authentication is configured on this gateway, so it serves only "
+                                  "clients on this machine (loopback).")
+
+    def _call(self, rt: Runtime, api: Api, body: dict[str, Any], rid: str, scope: dict[str, Any]) -> Call:
+        limit = rt.config.server.max_messages
+        if api == "openai.chat":
+            req = check_chat(body, max_messages=limit)
+            stream = bool(req.stream)
+        elif api == "openai.embeddings":
+            check_embeddings(body)
+            stream = False
+        else:
+            check_messages(body, max_messages=limit)
+            stream = bool(body.get("stream"))
+            body = anthropic_request_to_openai(body)
+        client = scope.get("client")
+        return Call(id=rid, api=api, body=body, model=body["model"], stream=stream,
+                    config_version=rt.version, client_ip=client[0] if client else "")
+
+    async def _serve(self, rt: Runtime, call: Call, receive: Any, send: Any, headers: Headers) -> None:
+        if call.stream:
+            await rt.handle(call)
+            assert call.result is not None and not isinstance(call.result, dict)
+            await self._stream(call, call.result, send, headers)
+            return
+        await _cancel_on_disconnect(rt.handle(call), receive)
+        result = call.result
+        assert isinstance(result, dict)
+        if call.api == "anthropic.messages":
+            result = openai_response_to_anthropic(result, call.model)
+        call.status = 200
+        await send_json(send, 200, orjson.dumps(result), headers)
+
+    async def _stream(self, call: Call, chunks: AsyncIterator[dict[str, Any]], send: Any,
+                      headers: Headers) -> None:
+        anthropic = call.api == "anthropic.messages"
+        want_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
+        translator = OpenAIToAnthropicStream(call.model) if anthropic else None
+        await start_sse(send, headers)
+        call.status = 200
+        try:
+            async for chunk in chunks:
+                if translator is not None:
+                    for event, data in translator.feed(chunk):
+                        await send_chunk(send, _sse_event(event, data))
+                elif want_usage or chunk.get("choices") or not chunk.get("usage"):
+                    await send_chunk(send, b"data: " + orjson.dumps(chunk) + b"\n\n")
+        except ClientGone:
+            call.error = "client disconnected"
+            return
+        except GatewayError as e:
+            call.error = e.message
+            body = e.to_anthropic() if anthropic else e.to_openai()
+            await _try_send(send, _sse_event("error", body) if anthropic else b"data: " + orjson.dumps(body) + b"\n\n")
+            await end_sse(send)
+            return
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
+        if translator is not None:
+            tail = b"".join(_sse_event(e, d) for e, d in translator.finish())
+        else:
+            tail = b"data: [DONE]\n\n"
+        await _try_send(send, tail)
+        await end_sse(send)
+
+    async def _get(self, rt: Runtime, path: str, send: Any, headers: Headers) -> None:
+        if path == "/healthz":
+            await send_json(send, 200, b'{"status":"alive"}', headers)
+        elif path == "/readyz":
+            ok, why = self.gateway.ready()
+            body = {"status": "ready" if ok else "not ready", "detail": why, "config_version": rt.version}
+            await send_json(send, 200 if ok else 503, orjson.dumps(body), headers)
+        elif path == "/v1/models":
+            await send_json(send, 200, rt.models_body, headers)
+        elif path.startswith("/v1/models/"):
+            name = path[len("/v1/models/"):]
+            if name not in rt.router.routes:
+                raise NotFound(f"The model {name!r} does not exist on this gateway.", param="model",
+                               code="model_not_found")
+            await send_json(send, 200, orjson.dumps(model_card(name)), headers)
+        else:
+            raise NotFound(f"No endpoint at GET {path}.")
+
+
+_POST_APIS: dict[str, Api] = {
+    "/v1/chat/completions": "openai.chat",
+    "/v1/embeddings": "openai.embeddings",
+    "/v1/messages": "anthropic.messages",
+}
+
+
+def _sse_event(event: str, data: Any) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+async def _try_send(send: Any, data: bytes) -> None:
+    try:
+        await send_chunk(send, data)
+    except ClientGone:
+        pass
+
+
+async def _cancel_on_disconnect(work: Any, receive: Any) -> None:
+    """Run `work`; if the client disconnects first, cancel it (and so the upstream request)."""
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                gone = True
+                task.cancel()
+                return
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await work
+    except asyncio.CancelledError:
+        if gone:
+            raise ClientGone() from None
+        raise
+    finally:
+        watcher.cancel()
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        msg = await receive()
+        if msg["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif msg["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
