@@ -102,7 +102,7 @@ async def post_sse(pool: HttpPool, target: Target, url: str, headers: dict[str, 
             except PyreqwestError:
                 raw = b""
             raise failure_for_status(resp.status, raw, resp.get_header("retry-after"))
-        reader = resp.body_reader()
+        reader = resp.body_reader
         buf = b""
         first = True
         while True:

@@ -47,10 +47,11 @@ async def _watch(gateway: Gateway) -> None:
 
     assert gateway.config_path is not None
     target = gateway.config_path.resolve()
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
     try:
-        async for changes in awatch(target.parent, debounce=200, step=50, recursive=False):
-            if any(Path(p).resolve() == target for _, p in changes):
-                gateway.reload()
+        async for _ in awatch(target.parent, debounce=200, step=50, recursive=False,
+                              watch_filter=lambda _change, path: Path(path).resolve() == target):
+            gateway.reload()
     except asyncio.CancelledError:
         raise
     except Exception:
