@@ -13,11 +13,13 @@ from tests.support import gateway, mock_upstream
 UPSTREAM_KEY = "sk-upstream-secret-1234"
 
 
-def api_config(up: str, data_dir: Path) -> str:
+def api_config(up: str, data_dir: Path, breaker_min: int = 1000) -> str:
+    # A high breaker threshold by default, so that tests injecting failures do not open circuits
+    # for each other; the breaker test runs its own gateway.
     return f"""
 server: {{data_dir: {data_dir}, max_body_bytes: 65536, max_messages: 500}}
 retry: {{attempts: 2, backoff_base: 0.01, backoff_max: 0.05, retry_after_max: 2}}
-breaker: {{failure_ratio: 0.5, window: 30, min_requests: 4, cooldown: 1}}
+breaker: {{failure_ratio: 0.5, window: 30, min_requests: {breaker_min}, cooldown: 1}}
 routes:
   - name: mock-1
     deployments: [{{provider: mock, model: mock-1}}]
