@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ def free_port() -> int:
 @contextmanager
 def process(args: list[str], ready_url: str, *, cwd: Path | None = None, env: dict[str, str] | None = None,
             timeout: float = 20.0) -> Iterator[subprocess.Popen[bytes]]:
-    log = open(Path(cwd or ROOT) / f".proc-{os.getpid()}-{time.monotonic_ns()}.log", "w+b")
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - it lives as long as the process, closed below
     proc = subprocess.Popen(args, cwd=cwd or ROOT, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, **(env or {})})
     try:
@@ -53,7 +54,6 @@ def process(args: list[str], ready_url: str, *, cwd: Path | None = None, env: di
                 proc.kill()
                 proc.wait()
         log.close()
-        Path(log.name).unlink(missing_ok=True)
 
 
 def output_of(proc: subprocess.Popen[bytes]) -> str:

@@ -84,9 +84,9 @@ def _serve(args: argparse.Namespace) -> int:
         "  try it:",
         f"    curl -s {base}/v1/chat/completions -H 'content-type: application/json' \\",
         f"      -d '{{\"model\": \"{first}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'",
-        f"    python -c \"from openai import OpenAI; c = OpenAI(base_url='{base}/v1', api_key='none'); "
-        f"print(c.chat.completions.create(model='{first}', messages=[{{'role': 'user', 'content': 'Hello'}}])"
-        ".choices[0].message.content)\"",
+        (f"    python -c \"from openai import OpenAI; c = OpenAI(base_url='{base}/v1', api_key='none'); "
+         f"print(c.chat.completions.create(model='{first}', messages=[{{'role': 'user', 'content': 'Hello'}}])"
+         ".choices[0].message.content)\""),
     ])
     import uvloop
 

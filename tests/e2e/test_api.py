@@ -104,7 +104,7 @@ def test_anthropic_tool_use_streamed_and_not(gw: str, route: str) -> None:
               "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
     m = ant(gw).messages.create(model=route, max_tokens=200, tools=tools,  # type: ignore[arg-type]
                                 messages=[{"role": "user", "content": "Weather?"}])
-    use = [b for b in m.content if b.type == "tool_use"][0]
+    use = next(b for b in m.content if b.type == "tool_use")
     assert use.name == "get_weather" and isinstance(use.input, dict) and m.stop_reason == "tool_use"
     with ant(gw).messages.stream(model=route, max_tokens=200, tools=tools,  # type: ignore[arg-type]
                                  messages=[{"role": "user", "content": "Weather?"}]) as s:

@@ -74,8 +74,8 @@ def test_too_many_messages_is_400(gw: str) -> None:
     (b'{"model": "mock-1", "messages": [{"role": "user", "content": "x"}]}', "max_tokens"),
     (b'{"model": "mock-1", "max_tokens": 10, "messages": [{"role": "system", "content": "x"}]}', "Invalid enum"),
     (b'{"model": "mock-1", "max_tokens": 0, "messages": [{"role": "user", "content": "x"}]}', "at least 1"),
-    (b'{"model": "mock-1", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], '
-     b'"tool_choice": {"type": "tool"}}', "tool_choice.name"),
+    ((b'{"model": "mock-1", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], '
+      b'"tool_choice": {"type": "tool"}}'), "tool_choice.name"),
     (b"not json", "not valid JSON"),
 ])
 def test_anthropic_errors_use_the_anthropic_format(gw: str, body: bytes, fragment: str) -> None:

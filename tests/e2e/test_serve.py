@@ -31,7 +31,7 @@ def test_embedded_default_answers_at_once(tmp_path: Path) -> None:
 
 def test_public_bind_without_auth_is_refused(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "ostiary", "serve", "--host", "0.0.0.0", "--port", str(free_port())],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=30)
+                       cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False)
     assert r.returncode == 2 and "refusing to listen on 0.0.0.0" in r.stderr
 
 
@@ -39,7 +39,7 @@ def test_invalid_config_is_refused_at_start(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("routes:\n  - name: x\n    deployments: [{provider: openai, model: m, api_base: nope}]\n")
     r = subprocess.run([sys.executable, "-m", "ostiary", "serve", "--config", str(cfg), "--port", str(free_port())],
-                       cwd=ROOT, capture_output=True, text=True, timeout=30)
+                       cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
     assert r.returncode == 1 and "routes[0].deployments[0].api_base" in r.stderr
 
 

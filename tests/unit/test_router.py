@@ -82,7 +82,7 @@ def fail(status: int = 500, **kw: Any) -> UpstreamFailure:
 
 
 async def test_answers_from_the_first_deployment() -> None:
-    router, p = make()
+    router, _ = make()
     c = call()
     await router(c)
     assert c.result == {"model": "a", "usage": {"prompt_tokens": 1, "completion_tokens": 2}}

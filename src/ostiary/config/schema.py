@@ -100,8 +100,8 @@ class Server(Strict):
 
 
 class Config(Strict):
-    server: Server = Field(default_factory=Server)
-    timeouts: Timeouts = Field(default_factory=Timeouts)
-    retry: Retry = Field(default_factory=Retry)
-    breaker: Breaker = Field(default_factory=Breaker)
+    server: Server = Server()
+    timeouts: Timeouts = Timeouts()
+    retry: Retry = Retry()
+    breaker: Breaker = Breaker()
     routes: list[Route] = Field(default_factory=list)

@@ -78,5 +78,5 @@ async def send_chunk(send: Any, data: bytes) -> None:
 async def end_sse(send: Any) -> None:
     try:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-    except Exception:
+    except Exception:  # noqa: BLE001, S110 - the client left; there is nobody to tell
         pass

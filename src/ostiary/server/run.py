@@ -20,11 +20,12 @@ log = logging.getLogger("ostiary")
 
 async def serve(config_path: Path | None, host: str, port: int, *, watch: bool = True,
                 ready_line: str | None = None) -> None:
+    from granian.constants import Interfaces
     from granian.server.embed import Server
 
     gateway = Gateway.from_path(config_path)
     app = App(gateway)
-    server = Server(app, address=host, port=port, interface="asgi", log_access=False,
+    server = Server(app, address=host, port=port, interface=Interfaces.ASGI, log_access=False,
                     backlog=2048, websockets=False)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -146,15 +146,8 @@ def openai_request_to_anthropic(body: dict[str, Any], model: str) -> dict[str, A
         elif role == "user":
             push("user", _o_parts_to_blocks(content))
         elif role == "assistant":
-            blocks = [{"type": "text", "text": t} for t in [_o_text(content)] if t]
-            for c in m.get("tool_calls") or []:
-                fn = c.get("function", {})
-                try:
-                    args = orjson.loads(fn.get("arguments") or "{}")
-                except orjson.JSONDecodeError:
-                    args = {}
-                blocks.append({"type": "tool_use", "id": c["id"], "name": fn.get("name", ""),
-                               "input": args if isinstance(args, dict) else {"value": args}})
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": t} for t in [_o_text(content)] if t]
+            blocks += [_tool_use(c) for c in m.get("tool_calls") or []]
             push("assistant", blocks or [{"type": "text", "text": ""}])
         elif role in ("tool", "function"):
             push("user", [{"type": "tool_result", "tool_use_id": m.get("tool_call_id") or m.get("name", ""),
@@ -209,6 +202,18 @@ def _o_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     return "".join(p.get("text", "") for p in content if p.get("type") == "text")
+
+
+def _tool_use(call: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI tool call as an Anthropic tool_use block; arguments that are not a JSON object
+    (models do emit broken JSON) become an empty or wrapped input rather than an error."""
+    fn = call.get("function") or {}
+    try:
+        args = orjson.loads(fn.get("arguments") or "{}")
+    except orjson.JSONDecodeError:
+        args = {}
+    return {"type": "tool_use", "id": call.get("id", ""), "name": fn.get("name", ""),
+            "input": args if isinstance(args, dict) else {"value": args}}
 
 
 def _o_parts_to_blocks(content: Any) -> list[dict[str, Any]]:
@@ -271,13 +276,7 @@ def openai_response_to_anthropic(resp: dict[str, Any], model: str) -> dict[str, 
     content: list[dict[str, Any]] = []
     if message.get("content"):
         content.append({"type": "text", "text": _o_text(message["content"])})
-    for c in message.get("tool_calls") or []:
-        fn = c.get("function", {})
-        try:
-            args = orjson.loads(fn.get("arguments") or "{}")
-        except orjson.JSONDecodeError:
-            args = {}
-        content.append({"type": "tool_use", "id": c.get("id", ""), "name": fn.get("name", ""), "input": args})
+    content += [_tool_use(c) for c in message.get("tool_calls") or []]
     usage = resp.get("usage") or {}
     return {
         "id": _msg_id(resp.get("id")),
@@ -368,7 +367,7 @@ class OpenAIToAnthropicStream:
 
     def _start(self, chunk: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         self.started = True
-        msg = {"id": _msg_id(chunk.get("id")), "type": "message", "role": "assistant",
+        msg: dict[str, Any] = {"id": _msg_id(chunk.get("id")), "type": "message", "role": "assistant",
                "model": chunk.get("model") or self.model, "content": [], "stop_reason": None,
                "stop_sequence": None, "usage": dict(self.usage)}
         return [("message_start", {"type": "message_start", "message": msg}), ("ping", {"type": "ping"})]
