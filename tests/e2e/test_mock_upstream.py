@@ -192,6 +192,7 @@ def test_stats_show_what_was_forwarded(mockup: Any) -> None:
     mockup.reset()
     assert mockup.stats() == {
         "requests": 0,
+        "active": 0,
         "by_model": {},
         "by_path": {},
         "last_headers": {},

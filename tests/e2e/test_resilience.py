@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.conftest import api_config
 from tests.e2e.test_api import oai
-from tests.support import gateway
+from tests.support import gateway, mock_upstream
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
@@ -129,3 +129,40 @@ def test_breaker_opens_then_recovers(gw_breaker: str, mock: httpx.Client) -> Non
     r = httpx.post(f"{gw}/v1/chat/completions", json={"model": "breaker", "messages": HELLO})
     assert r.status_code == 200  # the half-open probe succeeded and closed the breaker
     assert httpx.post(f"{gw}/v1/chat/completions", json={"model": "breaker", "messages": HELLO}).status_code == 200
+
+
+def _active(mock: httpx.Client) -> int:
+    return int(mock.get("/_mock/stats").json()["active"])
+
+
+def _wait_idle(mock: httpx.Client) -> bool:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if _active(mock) == 0:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture(scope="module")
+def paced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, httpx.Client]]:
+    """A gateway in front of an upstream that streams 5 tokens a second, like a real model."""
+    tmp = tmp_path_factory.mktemp("paced")
+    with mock_upstream("--tokens-per-second", "5") as up, httpx.Client(base_url=up) as control:
+        cfg = tmp / "ostiary.yaml"
+        cfg.write_text(api_config(up, tmp / "data"))
+        with gateway(cfg) as (url, _):
+            yield url, control
+
+
+def test_client_disconnect_mid_stream_cancels_the_upstream_stream(paced: tuple[str, httpx.Client]) -> None:
+    gw, control = paced
+    words = " ".join(["word"] * 200)  # 40 s of tokens at 5 a second
+    with httpx.stream("POST", f"{gw}/v1/chat/completions",
+                      json={"model": "gpt", "messages": [{"role": "user", "content": words}], "stream": True}) as r:
+        lines = r.iter_lines()
+        assert next(lines).startswith("data: ")
+        assert _active(control) == 1
+    # The client closed its connection after the first chunk: the upstream stream must stop too.
+    assert _wait_idle(control), "the gateway kept the upstream stream open after its client left"
+    assert httpx.post(f"{gw}/v1/chat/completions", json={"model": "gpt", "messages": HELLO}).status_code == 200

@@ -24,7 +24,8 @@ The answer rules, kept simple so tests can predict them:
   does not end with a tool result, the answer is one call to the first tool (or the one
   forced by tool_choice) with arguments built from its JSON schema by
   :func:`value_for_schema`.
-* Ids are derived from a hash of the request, so the same request gets the same ids.
+* Ids are derived from a hash of the request (minus ``stream``/``stream_options``), so
+  the same request gets the same ids, streamed or not.
 """
 
 from __future__ import annotations
@@ -69,6 +70,15 @@ class MockRequestError(ValueError):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+# Fields that change how an answer is delivered, not what it is: left out of the id hash
+# so a streamed answer carries the same ids as the non-streamed one.
+_TRANSPORT_KEYS = frozenset({"stream", "stream_options"})
+
+
+def _request_digest(body: dict[str, Any]) -> str:
+    return _digest({k: v for k, v in body.items() if k not in _TRANSPORT_KEYS})
 
 
 def _digest(obj: Any, size: int = 12) -> str:
@@ -233,12 +243,16 @@ def _openai_pick_tool(body: dict[str, Any], messages: list[Any]) -> dict[str, An
     functions = [
         t["function"]
         for t in tools
-        if isinstance(t, dict) and t.get("type", "function") == "function" and isinstance(t.get("function"), dict)
+        if isinstance(t, dict)
+        and t.get("type", "function") == "function"
+        and isinstance(t.get("function"), dict)
     ]
     if not functions:
         return None
     if isinstance(choice, dict):
-        wanted = (choice.get("function") or {}).get("name") if isinstance(choice.get("function"), dict) else None
+        wanted = (
+            (choice.get("function") or {}).get("name") if isinstance(choice.get("function"), dict) else None
+        )
         if wanted:
             for fn in functions:
                 if fn.get("name") == wanted:
@@ -256,7 +270,16 @@ def _last_user_text(messages: list[Any]) -> str:
 class _ChatPlan:
     """Everything both the non-streaming and the streaming chat answer need."""
 
-    __slots__ = ("id", "created", "n", "content", "finish_reason", "tool", "prompt_tokens", "completion_tokens")
+    __slots__ = (
+        "completion_tokens",
+        "content",
+        "created",
+        "finish_reason",
+        "id",
+        "n",
+        "prompt_tokens",
+        "tool",
+    )
 
     def __init__(self, body: dict[str, Any], created: int | None) -> None:
         if not isinstance(body, dict):
@@ -272,7 +295,7 @@ class _ChatPlan:
         if max_words is None:
             max_words = _as_int(body.get("max_tokens"), "max_tokens")
 
-        digest = _digest(body)
+        digest = _request_digest(body)
         self.id = "chatcmpl-mock-" + digest
         self.created = int(time.time()) if created is None else created
         self.prompt_tokens = _openai_prompt_tokens(messages)
@@ -288,10 +311,11 @@ class _ChatPlan:
         else:
             text = _answer_text(_last_user_text(messages))
             fmt = body.get("response_format")
-            fmt_type = fmt.get("type") if isinstance(fmt, dict) else None
+            fmt = fmt if isinstance(fmt, dict) else {}
+            fmt_type = fmt.get("type")
             if fmt_type == "json_schema":
-                spec = fmt.get("json_schema") if isinstance(fmt.get("json_schema"), dict) else {}
-                value = value_for_schema(spec.get("schema"))
+                spec = fmt.get("json_schema")
+                value = value_for_schema(spec.get("schema") if isinstance(spec, dict) else None)
                 self.content = json.dumps(value if value is not None else {}, ensure_ascii=False)
                 self.finish_reason = "stop"
             elif fmt_type == "json_object":
@@ -336,7 +360,9 @@ def chat_completion(body: dict[str, Any], *, model: str, created: int | None = N
             ]
         else:
             message["content"] = plan.content
-        choices.append({"index": index, "message": message, "logprobs": None, "finish_reason": plan.finish_reason})
+        choices.append(
+            {"index": index, "message": message, "logprobs": None, "finish_reason": plan.finish_reason}
+        )
     return {
         "id": plan.id,
         "object": "chat.completion",
@@ -369,7 +395,12 @@ def chat_chunks(body: dict[str, Any], *, model: str, created: int | None = None)
         deltas.append(
             {
                 "tool_calls": [
-                    {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+                    {
+                        "index": 0,
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": name, "arguments": ""},
+                    }
                 ]
             }
         )
@@ -468,7 +499,12 @@ def embeddings(body: dict[str, Any], *, model: str) -> dict[str, Any]:
             base64.b64encode(struct.pack(f"<{dims}f", *vec)).decode("ascii") if fmt == "base64" else vec
         )
         data.append({"object": "embedding", "index": index, "embedding": embedding})
-    return {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 # --------------------------------------------------------------------------- Anthropic
@@ -511,26 +547,28 @@ def _anthropic_pick_tool(body: dict[str, Any], messages: list[Any]) -> dict[str,
     if not isinstance(tools, list) or not tools:
         return None
     choice = body.get("tool_choice")
-    choice_type = choice.get("type") if isinstance(choice, dict) else None
-    if choice_type == "none":
+    choice = choice if isinstance(choice, dict) else {}
+    if choice.get("type") == "none":
         return None
     last = messages[-1] if messages else None
-    if isinstance(last, dict) and last.get("role") == "user" and isinstance(last.get("content"), list):
-        if any(isinstance(b, dict) and b.get("type") == "tool_result" for b in last["content"]):
-            return None  # the model has just been given a tool result: answer in text
+    last_blocks = last.get("content") if isinstance(last, dict) and last.get("role") == "user" else None
+    if isinstance(last_blocks, list) and any(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in last_blocks
+    ):
+        return None  # the model has just been given a tool result: answer in text
     # Custom tools have an input_schema; server tools (web_search, ...) have a type instead.
     custom = [t for t in tools if isinstance(t, dict) and t.get("name") and "input_schema" in t]
     if not custom:
         return None
-    if choice_type == "tool" and choice.get("name"):  # type: ignore[union-attr]
+    if choice.get("type") == "tool" and choice.get("name"):
         for tool in custom:
-            if tool.get("name") == choice["name"]:  # type: ignore[index]
+            if tool.get("name") == choice["name"]:
                 return tool
     return custom[0]
 
 
 class _AnthropicPlan:
-    __slots__ = ("id", "text", "tool", "stop_reason", "stop_sequence", "input_tokens", "output_tokens")
+    __slots__ = ("id", "input_tokens", "output_tokens", "stop_reason", "stop_sequence", "text", "tool")
 
     def __init__(self, body: dict[str, Any]) -> None:
         if not isinstance(body, dict):
@@ -539,7 +577,7 @@ class _AnthropicPlan:
         if not isinstance(messages, list):
             raise MockRequestError("messages: Field required", "messages")
         max_tokens = _as_int(body.get("max_tokens"), "max_tokens")
-        digest = _digest(body)
+        digest = _request_digest(body)
         self.id = "msg_mock_" + digest
         self.input_tokens = _anthropic_input_tokens(body, messages)
         self.stop_sequence: str | None = None
@@ -609,7 +647,9 @@ def anthropic_events(body: dict[str, Any], *, model: str) -> list[tuple[str, dic
     # Like the real API, message_start reports a token already produced; message_delta
     # carries the cumulative final count.
     start["usage"] = plan.usage(min(1, plan.output_tokens))
-    events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": start})
+    ]
     if plan.tool is not None:
         tool_id, name, _, arguments = plan.tool
         block: dict[str, Any] = {"type": "tool_use", "id": tool_id, "name": name, "input": {}}
@@ -617,7 +657,9 @@ def anthropic_events(body: dict[str, Any], *, model: str) -> list[tuple[str, dic
     else:
         block = {"type": "text", "text": ""}
         deltas = [{"type": "text_delta", "text": piece} for piece in _pieces(plan.text)]
-    events.append(("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}))
+    events.append(
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block})
+    )
     events.append(("ping", {"type": "ping"}))
     for delta in deltas:
         events.append(("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))

@@ -32,19 +32,30 @@ openai/anthropic SDKs, reqwest) report a connection/protocol error, never a usab
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import orjson
 
 from ostiary.mockup import answers
 
-__all__ = ["FAIL_MODES", "MockApp", "MockSettings", "create_app", "run"]
+__all__ = [
+    "FAIL_MODES",
+    "MockApp",
+    "MockSettings",
+    "add_arguments",
+    "create_app",
+    "is_fail_mode",
+    "run",
+    "settings_from_args",
+]
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -54,13 +65,16 @@ Send = Callable[[Message], Awaitable[None]]
 FAIL_MODES = ("429", "500", "503", "reset", "timeout", "cut", "slow_first_token")
 TIMEOUT_SECONDS = 3600.0  # "timeout" mode: far longer than any sane client timeout
 CUT_AFTER_FRAMES = 3  # "cut" mode: SSE frames sent before the connection is dropped
+CUT_PAUSE_SECONDS = 0.05  # "cut" mode: pause between those frames and the drop
 
 
 @dataclass
 class MockSettings:
     """How the mock upstream behaves when no control-API behaviour applies."""
 
-    latency_ms: float = 0.0  # delay before the response head (before the first byte)
+    # Delay before the response head (before the first byte) of every answer; injected
+    # failures answer at once, like a real rate limiter or crashing upstream.
+    latency_ms: float = 0.0
     tokens_per_second: float = 0.0  # 0 = unlimited; paces SSE frames / delays full answers
     fail_rate: float = 0.0  # 0..1, probability that a request fails with fail_mode
     fail_mode: str = "500"
@@ -86,7 +100,12 @@ class _Behaviour:
     delay_ms: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"fail": self.fail, "times": self.times, "retry_after": self.retry_after, "delay_ms": self.delay_ms}
+        return {
+            "fail": self.fail,
+            "times": self.times,
+            "retry_after": self.retry_after,
+            "delay_ms": self.delay_ms,
+        }
 
 
 # Route kinds
@@ -180,10 +199,15 @@ class MockApp:
         # Tasks currently sleeping on purpose (latency, pacing, timeout): cancelled on
         # shutdown, since granian waits for in-flight requests before exiting.
         self._sleepers: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self.active = 0
         self._models_body = orjson.dumps(
             {
                 "object": "list",
-                "data": [{"id": m, "object": "model", "created": 0, "owned_by": "ostiary-mock"} for m in self.settings.models],
+                "data": [
+                    {"id": m, "object": "model", "created": 0, "owned_by": "ostiary-mock"}
+                    for m in self.settings.models
+                ],
             }
         )
         self.reset()
@@ -211,6 +235,7 @@ class MockApp:
                 last_body = self._last_body.decode("utf-8", "replace")
         return {
             "requests": self.requests,
+            "active": self.active - 1,  # not counting the /_mock/stats request asking
             "by_model": dict(self.by_model),
             "by_path": dict(self.by_path),
             "last_headers": headers,
@@ -221,7 +246,7 @@ class MockApp:
     def set_behaviour(self, spec: Any) -> dict[str, Any]:
         """Apply a control-API behaviour spec; raises ValueError when it is invalid."""
         if not isinstance(spec, dict):
-            raise ValueError("body must be a JSON object")
+            raise ValueError("body must be a JSON object")  # noqa: TRY004 - reported as a 400 like the rest
         model = spec.get("model", "*")
         if not isinstance(model, str) or not model:
             raise ValueError("'model' must be a non-empty string (or '*')")
@@ -263,6 +288,7 @@ class MockApp:
 
     def cancel_sleepers(self) -> None:
         """Cancel requests that are sleeping on purpose, so shutdown is not held up."""
+        self._closing = True
         for task in list(self._sleepers):
             task.cancel()
 
@@ -282,7 +308,16 @@ class MockApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind_ = scope["type"]
         if kind_ == "http":
-            await self._http(scope, receive, send)
+            # `active` lets tests see that a gateway dropped an upstream request (client disconnect).
+            self.active += 1
+            try:
+                await self._http(scope, receive, send)
+            except asyncio.CancelledError:
+                if not self._closing:
+                    raise
+                # Cut short by shutdown (see cancel_sleepers): end quietly, no traceback.
+            finally:
+                self.active -= 1
         elif kind_ == "lifespan":
             while True:
                 msg = await receive()
@@ -343,17 +378,23 @@ class MockApp:
             body = orjson.loads(body_raw)
         except orjson.JSONDecodeError:
             body = None
-        if deployment is not None:
-            model = deployment
-        else:
-            model = body.get("model") if isinstance(body, dict) else None
+        model: Any = deployment
+        if model is None and isinstance(body, dict):
+            model = body.get("model")
         if isinstance(model, str):
             self.by_model[model] = self.by_model.get(model, 0) + 1
 
         # ---- authentication, per wire format
         if anthropic:
+            # The classic header is x-api-key; recent anthropic SDKs (2.x) send the API key
+            # as "Authorization: Bearer" instead, so either one is accepted.
             key = headers.get(b"x-api-key")
-            if key is None or not self._key_ok(key):
+            if key is not None:
+                ok = self._key_ok(key)
+            else:
+                auth = headers.get(b"authorization")
+                ok = auth is not None and self._key_ok(auth, bearer=True)
+            if not ok:
                 await self._error(send, True, 401, "invalid x-api-key")
                 return
             if b"anthropic-version" not in headers:
@@ -367,7 +408,9 @@ class MockApp:
                 )
                 return
             if b"api-version=" not in scope.get("query_string", b""):
-                await self._error(send, False, 400, "Missing required query parameter: api-version", "api-version")
+                await self._error(
+                    send, False, 400, "Missing required query parameter: api-version", "api-version"
+                )
                 return
         elif not self._key_ok(headers.get(b"authorization"), bearer=True):
             await self._error(send, False, 401, "Incorrect API key provided.")
@@ -414,7 +457,10 @@ class MockApp:
                 tokens = 0
             elif stream:
                 frames = [
-                    (b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n", _anthropic_weight(data))
+                    (
+                        b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n",
+                        _anthropic_weight(data),
+                    )
                     for name, data in answers.anthropic_events(body, model=model)
                 ]
             else:
@@ -425,7 +471,7 @@ class MockApp:
             return
 
         if stream:
-            await self._stream(send, frames, first_delay, cut)
+            await self._stream(send, receive, frames, first_delay, cut)
             return
         delay = first_delay
         tps = self.settings.tokens_per_second
@@ -471,24 +517,42 @@ class MockApp:
                 # Hold the request until the client gives up (or an hour passes).
                 await asyncio.wait_for(_wait_disconnect(receive), TIMEOUT_SECONDS)
                 return True
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self._error(send, anthropic, 504, "mock upstream timeout")
                 return True
             finally:
-                self._sleepers.discard(task)  # type: ignore[arg-type]
+                if task is not None:
+                    self._sleepers.discard(task)
         status = int(mode)
         extra = _retry_after_headers(failure.retry_after) if status == 429 else None
         await self._error(send, anthropic, status, f"Injected mock failure ({status})", extra_headers=extra)
         return True
 
-    async def _stream(self, send: Send, frames: list[tuple[bytes, int]], first_delay: float, cut: bool) -> None:
+    async def _stream(
+        self, send: Send, receive: Receive, frames: list[tuple[bytes, int]], first_delay: float, cut: bool
+    ) -> None:
         tps = self.settings.tokens_per_second
         await send(_SSE_START)
         if first_delay <= 0 and tps <= 0 and not cut:
             # Nothing to pace: one write for the whole event stream (still chunked).
-            await send({"type": "http.response.body", "body": b"".join(f for f, _ in frames), "more_body": True})
+            await send(
+                {"type": "http.response.body", "body": b"".join(f for f, _ in frames), "more_body": True}
+            )
             await send(_END)
             return
+        # A paced stream stops when its client leaves, as a real model server does (granian's
+        # send does not fail on a closed connection; only receive() tells).
+        paced = asyncio.ensure_future(self._paced(send, frames, first_delay, cut, tps))
+        gone = asyncio.ensure_future(_wait_disconnect(receive))
+        await asyncio.wait({paced, gone}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (paced, gone):
+            task.cancel()
+        if paced.done() and not paced.cancelled():
+            paced.result()
+
+    async def _paced(
+        self, send: Send, frames: list[tuple[bytes, int]], first_delay: float, cut: bool, tps: float
+    ) -> None:
         if first_delay > 0:
             # Flush the head now, so the delay is "before the first token", not "before headers".
             await send(_EMPTY_MORE)
@@ -499,6 +563,10 @@ class MockApp:
         produced = 0
         for i, (frame, weight) in enumerate(frames):
             if i >= cut_at:
+                # Let the frames reach the client before the drop: clients that read ahead
+                # (reqwest buffers the first body bytes) would otherwise see the error
+                # before any chunk, i.e. a reset rather than a cut.
+                await self._sleep(CUT_PAUSE_SECONDS)
                 return  # returning without the final body message aborts the connection
             if tps > 0 and weight:
                 produced += weight
@@ -528,7 +596,9 @@ class MockApp:
         extra_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         if anthropic:
-            err_type = _ANTHROPIC_ERRORS.get(status, "api_error" if status >= 500 else "invalid_request_error")
+            err_type = _ANTHROPIC_ERRORS.get(
+                status, "api_error" if status >= 500 else "invalid_request_error"
+            )
             payload: dict[str, Any] = {"type": "error", "error": {"type": err_type, "message": message}}
         else:
             default = ("server_error", None) if status >= 500 else ("invalid_request_error", None)
@@ -576,6 +646,100 @@ def _anthropic_weight(event: dict[str, Any]) -> int:
     return 1 if event["type"] == "content_block_delta" else 0
 
 
+# --------------------------------------------------------------------------- command line
+
+
+def _fail_mode(value: str) -> str:
+    if not is_fail_mode(value):
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(FAIL_MODES)} or a 4xx/5xx status code")
+    return value
+
+
+def _fraction(value: str) -> float:
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return number
+
+
+def _non_negative(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return number
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the mock upstream flags (including --host and --port) to ``parser``."""
+    defaults = MockSettings()
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=9100, help="port to bind (default: %(default)s)")
+    parser.add_argument(
+        "--latency-ms",
+        type=_non_negative,
+        default=defaults.latency_ms,
+        help="delay before the first byte of every answer (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tokens-per-second",
+        type=_non_negative,
+        default=defaults.tokens_per_second,
+        help="pace streamed tokens and delay full answers accordingly; 0 = unlimited (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fail-rate",
+        type=_fraction,
+        default=defaults.fail_rate,
+        help="probability (0..1) that a request fails with --fail-mode (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fail-mode",
+        type=_fail_mode,
+        default=defaults.fail_mode,
+        help=f"failure injected by --fail-rate: {', '.join(FAIL_MODES)} or a 4xx/5xx code "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--retry-after",
+        type=_non_negative,
+        default=defaults.retry_after,
+        help="seconds sent in Retry-After with 429 failures (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--delay-ms",
+        type=_non_negative,
+        default=defaults.delay_ms,
+        help="first-token delay of the slow_first_token failure mode (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--require-key",
+        default=defaults.require_key,
+        help="exact API key expected (Authorization: Bearer, api-key or x-api-key); default: any",
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the random failure draw")
+    parser.add_argument(
+        "--models",
+        default=",".join(defaults.models),
+        help="comma-separated model ids listed by GET /v1/models (default: %(default)s)",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> MockSettings:
+    """Build :class:`MockSettings` from arguments parsed with :func:`add_arguments`."""
+    models = tuple(m.strip() for m in str(args.models).split(",") if m.strip())
+    return MockSettings(
+        latency_ms=args.latency_ms,
+        tokens_per_second=args.tokens_per_second,
+        fail_rate=args.fail_rate,
+        fail_mode=args.fail_mode,
+        retry_after=args.retry_after,
+        delay_ms=args.delay_ms,
+        require_key=args.require_key or None,
+        seed=args.seed,
+        models=models,
+    )
+
+
 def create_app(settings: MockSettings | None = None) -> MockApp:
     """The ASGI app, for embedding in another server or an in-process test."""
     return MockApp(settings)
@@ -583,17 +747,27 @@ def create_app(settings: MockSettings | None = None) -> MockApp:
 
 def run(host: str, port: int, settings: MockSettings) -> None:
     """Serve the mock upstream with granian (embedded) under uvloop until SIGINT/SIGTERM."""
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
     from granian.server.embed import Server
 
     app = create_app(settings)
 
     async def main() -> None:
         # Granian's own logs only at error level: no access log, no startup chatter.
-        server = Server(app, address=host, port=port, interface="asgi", log_level="error", backlog=2048)  # type: ignore[arg-type]
+        server = Server(
+            app,
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            log_level=LogLevels.error,
+            backlog=2048,  # benchmarks open many connections at once
+        )
 
         def announce() -> None:
             # Runs after the socket is bound, so the line means "ready to connect".
-            print(f"mock upstream listening on http://{host}:{port}", flush=True)
+            shown = f"[{host}]" if ":" in host else host  # IPv6 literals need brackets in URLs
+            print(f"mock upstream listening on http://{shown}:{port}", flush=True)
 
         def stop() -> None:
             # Granian drains in-flight requests before exiting; do not wait an hour for

@@ -1,44 +1,47 @@
 """The shared upstream HTTP machinery: pooled keep-alive clients, timeouts and SSE reading.
 
 pyreqwest (Rust reqwest) was the fastest client measured here (bench/README.md). One client per
-connect timeout is shared by every deployment, so connections are pooled per upstream host.
+(connect, first-token) timeout pair is shared by every deployment, so connections are pooled per
+upstream host.
+
+Timeouts are enforced inside reqwest, not by asyncio: pyreqwest does not abort a request whose
+Python awaitable is cancelled (the Rust task runs on), so an asyncio timeout would leave the upstream
+request running until its total timeout. reqwest's read timeout is the first-token timeout (and so
+also bounds the silence between two chunks of a stream); its request timeout is the total.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import orjson
 from pyreqwest.client import Client, ClientBuilder
-from pyreqwest.exceptions import (
-    ConnectError,
-    ConnectTimeoutError,
-    PyreqwestError,
-    RequestTimeoutError,
-)
+from pyreqwest.exceptions import ConnectError, PyreqwestError, RequestTimeoutError
 
+from ostiary.config.schema import Timeouts
 from ostiary.providers.base import Target, UpstreamFailure, failure_for_status
 
 
 class HttpPool:
     def __init__(self) -> None:
-        self._clients: dict[float, Client] = {}
+        self._clients: dict[tuple[float, float], Client] = {}
 
-    def client(self, connect_timeout: float) -> Client:
-        c = self._clients.get(connect_timeout)
+    def client(self, t: Timeouts) -> Client:
+        key = (t.connect, t.first_token)
+        c = self._clients.get(key)
         if c is None:
             c = (
                 ClientBuilder()
-                .connect_timeout(timedelta(seconds=connect_timeout))
+                .connect_timeout(timedelta(seconds=t.connect))
+                .read_timeout(timedelta(seconds=t.first_token))
                 .pool_idle_timeout(timedelta(seconds=90))
                 .pool_max_idle_per_host(256)
                 .tcp_keepalive(timedelta(seconds=30))
                 .build()
             )
-            self._clients[connect_timeout] = c
+            self._clients[key] = c
         return c
 
     async def aclose(self) -> None:
@@ -48,9 +51,8 @@ class HttpPool:
 
 
 def _transport_failure(e: BaseException, what: str) -> UpstreamFailure:
-    if isinstance(e, ConnectTimeoutError):
-        return UpstreamFailure(f"{what}: connect timeout", kind="timeout")
-    if isinstance(e, (RequestTimeoutError, TimeoutError, asyncio.TimeoutError)):
+    # reqwest reports a read timeout while waiting for headers as a connect timeout: one message.
+    if isinstance(e, (RequestTimeoutError, TimeoutError)):
         return UpstreamFailure(f"{what}: timed out", kind="timeout")
     if isinstance(e, ConnectError):
         return UpstreamFailure(f"{what}: cannot connect", kind="connect")
@@ -60,14 +62,12 @@ def _transport_failure(e: BaseException, what: str) -> UpstreamFailure:
 async def post_json(pool: HttpPool, target: Target, url: str, headers: dict[str, str],
                     body: dict[str, Any]) -> dict[str, Any]:
     t = target.timeouts
-    req = (pool.client(t.connect).post(url).headers(headers).body_bytes(orjson.dumps(body))
+    req = (pool.client(t).post(url).headers(headers).body_bytes(orjson.dumps(body))
            .timeout(timedelta(seconds=t.total)).build())
     try:
-        async with asyncio.timeout(t.first_token):
-            resp = await req.send()
-        async with asyncio.timeout(t.total):
-            raw = await resp.bytes()
-    except (PyreqwestError, TimeoutError) as e:
+        resp = await req.send()
+        raw = await resp.bytes()
+    except PyreqwestError as e:
         raise _transport_failure(e, "upstream") from None
     if resp.status >= 400:
         raise failure_for_status(resp.status, bytes(raw), resp.get_header("retry-after"))
@@ -84,16 +84,15 @@ async def post_sse(pool: HttpPool, target: Target, url: str, headers: dict[str, 
                    body: dict[str, Any]) -> AsyncIterator[tuple[str, bytes]]:
     """POST and yield server-sent events as (event name, data bytes).
 
-    The first event must arrive within the first-token timeout. Closing the generator (the client
-    went away) leaves the `async with`, which drops the upstream connection.
+    Closing the generator (the client went away) exits the streamed request, which drops the
+    upstream connection.
     """
     t = target.timeouts
-    req = (pool.client(t.connect).post(url).headers(headers).body_bytes(orjson.dumps(body))
-           .timeout(timedelta(seconds=t.total)).build_streamed())
+    req = (pool.client(t).post(url).headers(headers).body_bytes(orjson.dumps(body))
+           .timeout(timedelta(seconds=t.total)).streamed_read_buffer_limit(0).build_streamed())
     try:
-        async with asyncio.timeout(t.first_token):
-            resp = await req.__aenter__()
-    except (PyreqwestError, TimeoutError) as e:
+        resp = await req.__aenter__()
+    except PyreqwestError as e:
         raise _transport_failure(e, "upstream") from None
     try:
         if resp.status >= 400:
@@ -104,15 +103,10 @@ async def post_sse(pool: HttpPool, target: Target, url: str, headers: dict[str, 
             raise failure_for_status(resp.status, raw, resp.get_header("retry-after"))
         reader = resp.body_reader
         buf = b""
-        first = True
         while True:
             try:
-                if first:
-                    async with asyncio.timeout(t.first_token):
-                        chunk = await reader.read_chunk()
-                else:
-                    chunk = await reader.read_chunk()
-            except (PyreqwestError, TimeoutError) as e:
+                chunk = await reader.read_chunk()
+            except PyreqwestError as e:
                 f = _transport_failure(e, "upstream stream")
                 f.kind = "timeout" if f.kind == "timeout" else "stream_cut"
                 raise f from None
@@ -129,7 +123,6 @@ async def post_sse(pool: HttpPool, target: Target, url: str, headers: dict[str, 
                     break
                 block, buf = buf[:i], buf[i + 2:]
                 if block.strip():
-                    first = False
                     yield _parse_event(block)
     finally:
         await req.__aexit__(None, None, None)

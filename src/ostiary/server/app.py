@@ -115,13 +115,21 @@ class App:
                     config_version=rt.version, client_ip=client[0] if client else "")
 
     async def _serve(self, rt: Runtime, call: Call, receive: Any, send: Any, headers: Headers) -> None:
-        if call.stream:
-            await rt.handle(call)
-            assert call.result is not None and not isinstance(call.result, dict)
-            await self._stream(call, call.result, send, headers)
-            return
-        await _cancel_on_disconnect(rt.handle(call), receive)
+        # Granian reports a vanished client only through receive(), never by failing a send, so the
+        # whole exchange runs under a watcher that cancels it (and the upstream call) on disconnect.
+        try:
+            await _cancel_on_disconnect(self._respond(rt, call, send, headers), receive)
+        except ClientGone:
+            call.error = "client disconnected"
+            raise
+
+    async def _respond(self, rt: Runtime, call: Call, send: Any, headers: Headers) -> None:
+        await rt.handle(call)
         result = call.result
+        if call.stream:
+            assert result is not None and not isinstance(result, dict)
+            await self._stream(call, result, send, headers)
+            return
         assert isinstance(result, dict)
         if call.api == "anthropic.messages":
             result = openai_response_to_anthropic(result, call.model)
@@ -142,9 +150,6 @@ class App:
                         await send_chunk(send, _sse_event(event, data))
                 elif want_usage or chunk.get("choices") or not chunk.get("usage"):
                     await send_chunk(send, b"data: " + orjson.dumps(chunk) + b"\n\n")
-        except ClientGone:
-            call.error = "client disconnected"
-            return
         except GatewayError as e:
             call.error = e.message
             body = e.to_anthropic() if anthropic else e.to_openai()
