@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import api_config
+from tests.e2e.conftest import UPSTREAM_KEY, api_config
 from tests.e2e.test_api import oai
 from tests.support import gateway, mock_upstream
 
@@ -166,3 +166,18 @@ def test_client_disconnect_mid_stream_cancels_the_upstream_stream(paced: tuple[s
     # The client closed its connection after the first chunk: the upstream stream must stop too.
     assert _wait_idle(control), "the gateway kept the upstream stream open after its client left"
     assert httpx.post(f"{gw}/v1/chat/completions", json={"model": "gpt", "messages": HELLO}).status_code == 200
+
+
+def test_upstream_credential_errors_never_echo_the_key(gw: str, mock: httpx.Client) -> None:
+    fail(mock, "gpt-up", "401")
+    r = httpx.post(f"{gw}/v1/chat/completions", json={"model": "gpt", "messages": HELLO})
+    assert r.status_code == 502 and "credentials" in r.json()["error"]["message"]
+    assert UPSTREAM_KEY not in r.text
+    assert counts(mock) == {"gpt-up": 1}  # not retried: the same key would be refused again
+
+
+def test_upstream_rejecting_the_request_is_a_client_error(gw: str, mock: httpx.Client) -> None:
+    fail(mock, "flaky-a", "422")
+    r = httpx.post(f"{gw}/v1/chat/completions", json={"model": "flaky", "messages": HELLO})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "upstream_rejected"
+    assert counts(mock) == {"flaky-a": 1}  # no fallback: every deployment would refuse it
