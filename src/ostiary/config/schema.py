@@ -7,6 +7,7 @@ error message.
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -74,7 +75,7 @@ class Deployment(Strict):
             raise ValueError("set api_key or api_key_file, not both")
         return self
 
-    @property
+    @cached_property
     def name(self) -> str:
         return self.id or f"{self.provider}:{self.model}@{self.api_base or 'default'}"
 

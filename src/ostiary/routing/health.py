@@ -17,15 +17,23 @@ State = Literal["closed", "open", "half_open"]
 EWMA_ALPHA = 0.2  # weight of the newest sample; ~5 recent calls dominate
 
 
+BUCKETS = 10  # the window is kept as 10 time buckets of counts, not one entry per call
+
+
 @dataclass(slots=True)
 class Breaker:
-    """Opens on a failure ratio over a time window; after a cooldown lets one probe through."""
+    """Opens on a failure ratio over a time window; after a cooldown lets one probe through.
+
+    Outcomes are counted in `BUCKETS` time buckets per window, so memory and work per call stay
+    constant at any request rate (a deque of every outcome would hold ~150,000 entries over a 30 s
+    window at 5,000 requests/s, and the garbage collector would pay for them on every pass).
+    """
 
     settings: BreakerSettings
     state: State = "closed"
     opened_at: float = 0.0
     probing: bool = False
-    outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
+    buckets: deque[list[float]] = field(default_factory=deque)  # [bucket start, ok, failed]
 
     def allow(self, now: float) -> bool:
         if self.state == "closed":
@@ -46,24 +54,28 @@ class Breaker:
             self.probing = False
             if ok:
                 self.state = "closed"
-                self.outcomes.clear()
+                self.buckets.clear()
             else:
                 self._open(now)
             return
-        window = self.outcomes
-        window.append((now, ok))
+        width = self.settings.window / BUCKETS
+        buckets = self.buckets
+        if not buckets or now - buckets[-1][0] >= width:
+            buckets.append([now, 0.0, 0.0])
+        buckets[-1][1 if ok else 2] += 1
         horizon = now - self.settings.window
-        while window and window[0][0] < horizon:
-            window.popleft()
-        if not ok and len(window) >= self.settings.min_requests:
-            failures = sum(1 for _, good in window if not good)
-            if failures / len(window) >= self.settings.failure_ratio:
+        while buckets[0][0] + width <= horizon:
+            buckets.popleft()
+        if not ok:
+            failed = sum(b[2] for b in buckets)
+            total = failed + sum(b[1] for b in buckets)
+            if total >= self.settings.min_requests and failed / total >= self.settings.failure_ratio:
                 self._open(now)
 
     def _open(self, now: float) -> None:
         self.state = "open"
         self.opened_at = now
-        self.outcomes.clear()
+        self.buckets.clear()
 
 
 @dataclass(slots=True)

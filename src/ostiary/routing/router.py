@@ -44,6 +44,9 @@ class Router:
         self.providers = providers
         self.routes = {r.name: r for r in config.routes}
         self._chains = {r.name: self._chain(r) for r in config.routes}
+        # Targets are immutable per config: built once here, not per call.
+        self._targets = {d.name: Target(d, d.timeouts or config.timeouts)
+                         for r in config.routes for d in r.deployments}
 
     def _chain(self, route: Route) -> list[Route]:
         chain, seen, queue = [], set(), [route]
@@ -55,9 +58,6 @@ class Router:
             chain.append(r)
             queue.extend(self.routes[f] for f in r.fallbacks)
         return chain
-
-    def target(self, d: Deployment) -> Target:
-        return Target(d, d.timeouts or self.config.timeouts)
 
     async def __call__(self, call: Call) -> None:
         if call.model not in self.routes:
@@ -98,7 +98,7 @@ class Router:
                               failures: list[UpstreamFailure]) -> T | object:
         h = self.health.get(dep.name)
         provider = self.providers[dep.provider]
-        target = self.target(dep)
+        target = self._targets[dep.name]
         for n in range(retry.attempts):
             attempt = Attempt(route.name, dep.name, time.time())
             call.attempts.append(attempt)

@@ -7,6 +7,7 @@ never changes a request half-way.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import re
@@ -230,6 +231,7 @@ async def _cancel_on_disconnect(work: Any, receive: Any) -> None:
         watcher.cancel()
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
