@@ -10,8 +10,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 import httpx
 
@@ -34,8 +35,7 @@ def process(args: list[str], ready_url: str, *, cwd: Path | None = None, env: di
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"{args} exited with {proc.returncode}:\n{log.read().decode()}")
+                raise RuntimeError(f"{args} exited with {proc.returncode}:\n{_read_all(log)}")
             try:
                 httpx.get(ready_url, timeout=0.5)
                 break
@@ -57,18 +57,45 @@ def process(args: list[str], ready_url: str, *, cwd: Path | None = None, env: di
 
 
 def output_of(proc: subprocess.Popen[bytes]) -> str:
-    log = proc.log  # type: ignore[attr-defined]
-    log.flush()
-    log.seek(0)
-    return log.read().decode(errors="replace")
+    return _read_all(proc.log)  # type: ignore[attr-defined]
 
 
-@contextmanager
-def mock_upstream(*extra: str) -> Iterator[str]:
-    port = free_port()
-    with process([sys.executable, "-m", "ostiary.mockup", "--port", str(port), *extra],
-                 f"http://127.0.0.1:{port}/_mock/stats"):
-        yield f"http://127.0.0.1:{port}"
+def _read_all(log: IO[bytes]) -> str:
+    # pread, not seek+read: the child shares the file offset and would then overwrite from 0.
+    fd = log.fileno()
+    return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+
+
+class MockUpstream:
+    """A running mock upstream process and helpers for its control API."""
+
+    def __init__(self, *flags: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._stack = ExitStack()
+        self.proc = self._stack.enter_context(process(
+            [sys.executable, "-m", "ostiary.mockup", "--port", str(self.port), *flags],
+            f"{self.url}/_mock/health", env={"PYTHONUNBUFFERED": "1"}))
+
+    def output(self) -> str:
+        return output_of(self.proc)
+
+    def behaviour(self, **spec: Any) -> dict[str, Any]:
+        r = httpx.post(self.url + "/_mock/behaviour", json=spec, timeout=5)
+        r.raise_for_status()
+        return r.json()
+
+    def reset(self) -> None:
+        httpx.post(self.url + "/_mock/reset", timeout=5).raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        r = httpx.get(self.url + "/_mock/stats", timeout=5)
+        r.raise_for_status()
+        return r.json()
+
+    def stop(self) -> int | None:
+        self._stack.close()
+        return self.proc.returncode
 
 
 @contextmanager

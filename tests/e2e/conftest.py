@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import gateway, mock_upstream
+from tests.support import MockUpstream, gateway
 
 UPSTREAM_KEY = "sk-upstream-secret-1234"
 
@@ -57,9 +57,8 @@ routes:
 
 
 @pytest.fixture(scope="session")
-def upstream() -> Iterator[str]:
-    with mock_upstream() as url:
-        yield url
+def upstream(mockup: MockUpstream) -> str:
+    return mockup.url
 
 
 @pytest.fixture(scope="session")

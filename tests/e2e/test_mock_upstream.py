@@ -479,7 +479,9 @@ def test_flags_require_key_latency_and_pacing(mockup_factory: Any) -> None:
             arrivals.append(time.monotonic() - t0)
     assert len(arrivals) == 5
     assert arrivals[0] >= 0.14  # latency before the first byte
-    assert arrivals[-1] - arrivals[0] >= 0.035  # 4 more tokens at 10 ms each, paced
+    # Paced: the last token cannot arrive before latency + 5 tokens at 100/s. (A lower bound on the
+    # total holds however loaded the machine is; a bound on the gap between chunks would not.)
+    assert arrivals[-1] >= 0.19
 
 
 def test_flags_fail_rate_and_mode(mockup_factory: Any) -> None:

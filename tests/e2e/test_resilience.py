@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.conftest import UPSTREAM_KEY, api_config
 from tests.e2e.test_api import oai
-from tests.support import gateway, mock_upstream
+from tests.support import MockUpstream, gateway
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
@@ -148,11 +148,15 @@ def _wait_idle(mock: httpx.Client) -> bool:
 def paced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, httpx.Client]]:
     """A gateway in front of an upstream that streams 5 tokens a second, like a real model."""
     tmp = tmp_path_factory.mktemp("paced")
-    with mock_upstream("--tokens-per-second", "5") as up, httpx.Client(base_url=up) as control:
+    up = MockUpstream("--tokens-per-second", "5")
+    with httpx.Client(base_url=up.url) as control:
         cfg = tmp / "ostiary.yaml"
-        cfg.write_text(api_config(up, tmp / "data"))
-        with gateway(cfg) as (url, _):
-            yield url, control
+        cfg.write_text(api_config(up.url, tmp / "data"))
+        try:
+            with gateway(cfg) as (url, _):
+                yield url, control
+        finally:
+            up.stop()
 
 
 def test_client_disconnect_mid_stream_cancels_the_upstream_stream(paced: tuple[str, httpx.Client]) -> None:
