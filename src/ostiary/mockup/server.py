@@ -1,6 +1,6 @@
 """A fast, standalone fake LLM upstream (OpenAI, Azure OpenAI and Anthropic wire formats).
 
-It is a raw ASGI app served by granian's embedded server under uvloop; tests and
+It is a raw ASGI app served by uvicorn (httptools, uvloop) in its own process; tests and
 benchmarks point the gateway at it instead of a real provider. Answers come from
 :mod:`ostiary.mockup.answers` (deterministic, shared with the gateway's ``mock`` provider).
 
@@ -23,8 +23,8 @@ Failure modes (``--fail-mode`` with ``--fail-rate``, or ``"fail"`` in the contro
 ``"reset"``, ``"timeout"``, ``"cut"`` and ``"slow_first_token"``. Failures are injected
 only on the model-bearing endpoints (chat, embeddings, messages), never on /v1/models.
 
-Granian limitation behind "reset": granian answers "500 Internal server error" itself
-when an ASGI app fails or returns before sending a body byte, so an app cannot drop a
+Why "reset" sends a status line: an ASGI server answers "500 Internal server error" itself
+when an app fails or returns before starting its response, so an ASGI app cannot drop a
 connection before the status line. "reset" therefore commits a 200 head with a chunked
 body and closes the connection without finishing it: HTTP clients (httpx and so the
 openai/anthropic SDKs, reqwest) report a connection/protocol error, never a usable 200.
@@ -197,7 +197,7 @@ class MockApp:
         self._rng = random.Random(self.settings.seed)
         self._behaviours: dict[str, _Behaviour] = {}
         # Tasks currently sleeping on purpose (latency, pacing, timeout): cancelled on
-        # shutdown, since granian waits for in-flight requests before exiting.
+        # shutdown, since the server waits for in-flight requests before exiting.
         self._sleepers: set[asyncio.Task[Any]] = set()
         self._closing = False
         self.active = 0
@@ -540,7 +540,7 @@ class MockApp:
             )
             await send(_END)
             return
-        # A paced stream stops when its client leaves, as a real model server does (granian's
+        # A paced stream stops when its client leaves, as a real model server does (the server's
         # send does not fail on a closed connection; only receive() tells).
         paced = asyncio.ensure_future(self._paced(send, frames, first_delay, cut, tps))
         gone = asyncio.ensure_future(_wait_disconnect(receive))
@@ -746,47 +746,17 @@ def create_app(settings: MockSettings | None = None) -> MockApp:
 
 
 def run(host: str, port: int, settings: MockSettings) -> None:
-    """Serve the mock upstream with granian (embedded) under uvloop until SIGINT/SIGTERM."""
-    from granian.constants import Interfaces
-    from granian.log import LogLevels
-    from granian.server.embed import Server
+    """Serve the mock upstream (uvicorn, in this process) under uvloop until SIGINT/SIGTERM."""
+    from ostiary.server.run import serve_app
 
     app = create_app(settings)
-
-    async def main() -> None:
-        # Granian's own logs only at error level: no access log, no startup chatter.
-        server = Server(
-            app,
-            address=host,
-            port=port,
-            interface=Interfaces.ASGI,
-            log_level=LogLevels.error,
-            backlog=2048,  # benchmarks open many connections at once
-        )
-
-        def announce() -> None:
-            # Runs after the socket is bound, so the line means "ready to connect".
-            shown = f"[{host}]" if ":" in host else host  # IPv6 literals need brackets in URLs
-            print(f"mock upstream listening on http://{shown}:{port}", flush=True)
-
-        def stop() -> None:
-            # Granian drains in-flight requests before exiting; do not wait an hour for
-            # a "timeout" request or a long latency sleep.
-            app.cancel_sleepers()
-            server.stop()
-
-        server.on_startup(announce)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop)
-            except (NotImplementedError, RuntimeError):  # e.g. Windows event loops
-                pass
-        await server.serve()
-
+    shown = f"[{host}]" if ":" in host else host  # IPv6 literals need brackets in URLs
+    # On stop, do not wait an hour for a "timeout" request or a long latency sleep.
+    coro = serve_app(app, host, port, ready_line=f"mock upstream listening on http://{shown}:{port}",
+                     on_stop=app.cancel_sleepers)
     if sys.platform != "win32":
         import uvloop
 
-        uvloop.run(main())
+        uvloop.run(coro)
     else:
-        asyncio.run(main())
+        asyncio.run(coro)

@@ -116,7 +116,7 @@ class App:
                     config_version=rt.version, client_ip=client[0] if client else "")
 
     async def _serve(self, rt: Runtime, call: Call, receive: Any, send: Any, headers: Headers) -> None:
-        # Granian reports a vanished client only through receive(), never by failing a send, so the
+        # ASGI servers report a vanished client through receive(), not by failing a send, so the
         # whole exchange runs under a watcher that cancels it (and the upstream call) on disconnect.
         try:
             await _cancel_on_disconnect(self._respond(rt, call, send, headers), receive)

@@ -1,6 +1,6 @@
 """Raw ASGI input and output: read a bounded body, send JSON, send server-sent events.
 
-The gateway speaks ASGI directly (served by granian): a framework would add a few microseconds a
+The gateway speaks ASGI directly (served by uvicorn): a framework would add a few microseconds a
 request for routing and request objects the gateway does not need.
 """
 
@@ -71,7 +71,7 @@ async def start_sse(send: Any, headers: Headers) -> None:
 async def send_chunk(send: Any, data: bytes) -> None:
     try:
         await send({"type": "http.response.body", "body": data, "more_body": True})
-    except Exception as e:  # the server reports a vanished client by failing the send
+    except Exception as e:  # a server may report a vanished client by failing the send
         raise ClientGone() from e
 
 
