@@ -184,7 +184,7 @@ async def _read_body(receive: Receive) -> bytes:
 
 
 async def _wait_disconnect(receive: Receive) -> None:
-    # Granian hands out an empty http.request after the body; http.disconnect comes after.
+    # Some servers hand out an empty http.request after the body; http.disconnect comes after.
     while (await receive())["type"] != "http.disconnect":
         pass
 
