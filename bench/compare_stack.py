@@ -51,7 +51,7 @@ RESULTS = HERE / "results"
 BIN = Path(sys.executable).parent
 PY = sys.executable
 sys.path.insert(0, str(STACK))
-from payloads import CHAT_REQUEST, CHAT_RESPONSE, REQUEST_BYTES, RESPONSE_BYTES  # noqa: E402
+from payloads import CHAT_REQUEST, CHAT_RESPONSE, REQUEST_BYTES, RESPONSE_BYTES
 
 TASKSET = shutil.which("taskset")
 PROXY_CPU, UPSTREAM_CPU = "0", "1"
@@ -90,8 +90,8 @@ def free_port() -> int:
 
 
 def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
-    fh = open(log, "wb")
-    p = subprocess.Popen(cmd, cwd=STACK, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log, "wb") as fh:  # the child keeps its own copy of the descriptor
+        p = subprocess.Popen(cmd, cwd=STACK, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     _children.append(p)
     return p
 
@@ -113,7 +113,7 @@ def stop(p: subprocess.Popen) -> None:
 
 
 def _cleanup(*_a) -> None:
-    for p in list(_children):
+    for p in list(_children):  # stop() removes from _children  # noqa: PERF101
         stop(p)
 
 
@@ -246,15 +246,15 @@ def run_wrk(wrk: str, lua: Path, url: str, conc: int, duration: int, pids: list[
     own = (pids or []) + UPSTREAM_PIDS
     x0 = ctx_switches(pids or [])
     t0, p0, o0, b0, k0 = time.monotonic(), cpu_ticks(pids or []), cpu_ticks(own), busy_ticks(), children_ticks()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30, check=False)
     wall, p1, o1, b1, k1 = time.monotonic() - t0, cpu_ticks(pids or []), cpu_ticks(own), busy_ticks(), children_ticks()
     x1 = ctx_switches(pids or [])
     out = proc.stdout
     if "Requests/sec:" not in out:
         raise RuntimeError(f"wrk failed: {cmd}\n{out}\n{proc.stderr}")
     res = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-           "p50": _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
-           "p99": _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
+           "p50": _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1)),
+           "p99": _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1)),
            "errors": 0, "cpu": 100.0 * (p1 - p0) / CLK / wall if pids else None,
            "noise": max(0.0, 100.0 * ((b1 - b0) - (o1 - o0) - (k1 - k0)) / CLK / wall)}
     total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -298,8 +298,8 @@ def median_of(runs: list[dict]) -> dict:
 
 # ----------------------------------------------------------------------------- JSON micro-benchmark
 def json_bench(seconds_per_case: float = 0.4) -> list[dict]:
-    import orjson
     import msgspec
+    import orjson
 
     menc, mdec = msgspec.json.Encoder(), msgspec.json.Decoder()
     libs = {
@@ -354,7 +354,7 @@ def machine_info(wrk: str) -> dict:
             vers[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             vers[pkg] = "not installed"
-    wv = subprocess.run([wrk, "-v"], capture_output=True, text=True)
+    wv = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
     return {"nproc": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "cpu": cpu,
             "kernel": platform.release(), "python": platform.python_version(), "versions": vers,
             "wrk": (wv.stdout + wv.stderr).splitlines()[0].split(" [")[0], "taskset": bool(TASKSET)}

@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""Load benchmark of the gateway against the mock upstream (not a test: it prints a table).
+
+What it does (everything on 127.0.0.1, everything stopped at exit, ~4 minutes with the defaults):
+
+* starts `ostiary mock-upstream` pinned to CPU 1, and `ostiary serve` pinned to CPU 0 (with taskset,
+  where it exists) with one route to the mock through the `openai` provider;
+* drives each with wrk (installed from Debian if missing, pinned to CPU 1 beside the mock) at
+  concurrency 1, 16 and 64, streaming and not, `--reps` runs of `--duration` seconds, medians;
+* measures the mock directly in the same run, so the latency the gateway adds is read against a
+  baseline taken on the same machine at the same time;
+* prints RPS, p50/p99 latency, added p50, the gateway's CPU use and its peak RSS (VmHWM).
+
+usage: .venv/bin/python bench/gateway.py [--duration 5] [--reps 3] [--conc 1,16,64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import signal
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+
+from compare_stack import (  # the shared wrk harness
+    UPSTREAM_PIDS,
+    _cleanup,
+    ensure_wrk,
+    free_port,
+    machine_info,
+    measure,
+    pin,
+    start,
+    stop,
+    vm_hwm_mb,
+)
+
+PY = sys.executable
+GATEWAY_CPU, UPSTREAM_CPU = "0", "1"
+MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "Summarise the benefits of a governed LLM gateway in one sentence."}]
+
+
+def body(model: str, stream: bool) -> bytes:
+    b: dict = {"model": model, "messages": MESSAGES, "max_tokens": 64, "temperature": 0.2}
+    if stream:
+        b["stream"] = True
+    return orjson.dumps(b)
+
+
+def lua(tmp: Path, name: str, payload: bytes) -> Path:
+    path = tmp / f"{name}.lua"
+    text = payload.decode().replace("\\", "\\\\").replace("'", "\\'")
+    path.write_text(f"wrk.method = 'POST'\nwrk.body = '{text}'\nwrk.headers['Content-Type'] = 'application/json'\n")
+    return path
+
+
+def wait_http(url: str, payload: bytes, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            req = urllib.request.Request(url, data=payload, headers={"content-type": "application/json"})
+            with urllib.request.urlopen(req, timeout=2) as r:
+                if r.status == 200:
+                    r.read()
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--conc", default="1,16,64")
+    args = ap.parse_args()
+    concs = [int(c) for c in args.conc.split(",")]
+    atexit.register(_cleanup)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+
+    wrk = ensure_wrk()
+    tmp = Path(tempfile.mkdtemp(prefix="ostiary-gw-bench-"))
+    up_port, gw_port = free_port(), free_port()
+    up = start(pin(UPSTREAM_CPU, [PY, "-m", "ostiary.mockup", "--port", str(up_port)]), {}, tmp / "mock.log")
+    UPSTREAM_PIDS.append(up.pid)
+    cfg = tmp / "ostiary.yaml"
+    cfg.write_text(f"server: {{data_dir: {tmp / 'data'}}}\nroutes:\n  - name: bench\n    deployments:\n"
+                   f"      - {{provider: openai, model: bench-up, api_base: 'http://127.0.0.1:{up_port}/v1'}}\n")
+    gw = start(pin(GATEWAY_CPU, [PY, "-m", "ostiary", "serve", "--config", str(cfg), "--port", str(gw_port),
+                                 "--no-watch", "--log-level", "warning"]), {}, tmp / "gateway.log")
+    direct_url = f"http://127.0.0.1:{up_port}/v1/chat/completions"
+    gw_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
+    wait_http(direct_url, body("bench-up", False))
+    wait_http(gw_url, body("bench", False))
+
+    info = machine_info(wrk)
+    print(f"machine: {info}", flush=True)
+    rows = []
+    for stream in (False, True):
+        mode = "stream" if stream else "chat"
+        direct_lua, gw_lua = lua(tmp, f"d-{mode}", body("bench-up", stream)), lua(tmp, f"g-{mode}", body("bench", stream))
+        for c in concs:
+            d = measure(wrk, direct_lua, direct_url, c, args.duration, args.reps)
+            g = measure(wrk, gw_lua, gw_url, c, args.duration, args.reps, pids=[gw.pid])
+            row = {"mode": mode, "conc": c, "direct": d, "gateway": g, "added_p50": g["p50"] - d["p50"]}
+            rows.append(row)
+            print(f"  {mode:6} c={c:<3} direct {d['rps']:>8,.0f} rps p50 {d['p50']:.3f} ms | gateway "
+                  f"{g['rps']:>8,.0f} rps p50 {g['p50']:.3f} ms p99 {g['p99']:.3f} ms "
+                  f"(+{row['added_p50']:.3f} ms) cpu {g['cpu']:.0f}% errors {g['errors']}", flush=True)
+    rss = vm_hwm_mb(gw.pid)
+    stop(gw)
+    stop(up)
+
+    print()
+    print("| mode | conc | direct RPS | direct p50 ms | gateway RPS | gateway p50 ms | gateway p99 ms "
+          "| added p50 ms | gateway CPU % | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        d, g = r["direct"], r["gateway"]
+        print(f"| {r['mode']} | {r['conc']} | {d['rps']:,.0f} | {d['p50']:.3f} | {g['rps']:,.0f} | {g['p50']:.3f} "
+              f"| {g['p99']:.3f} | +{r['added_p50']:.3f} | {g['cpu']:.0f} | {g['errors']} |")
+    print(f"\ngateway peak RSS (VmHWM): {rss:.0f} MB; medians of {args.reps} x {args.duration}s runs; "
+          f"gateway pinned to CPU {GATEWAY_CPU}, mock upstream and wrk to CPU {UPSTREAM_CPU}")
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "gateway.json").write_text(json.dumps({"machine": info, "rows": rows, "rss_mb": rss}, indent=1,
+                                                 default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
