@@ -34,13 +34,13 @@ class Scripted:
         self._next(target)
         return {"model": target.deployment.model, "usage": {"prompt_tokens": 1, "completion_tokens": 2}}
 
-    async def stream(self, body: dict[str, Any], target: Target) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, body: dict[str, Any], target: Target) -> AsyncIterator[list[dict[str, Any]]]:
         self._next(target)
         for i in range(5):
             if self.cut_after.get(target.deployment.model) == i:
                 raise UpstreamFailure("cut", kind="stream_cut")
-            yield {"model": target.deployment.model, "choices": [{"index": 0, "delta": {"content": str(i)}}]}
-        yield {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 5}}
+            yield [{"model": target.deployment.model, "choices": [{"index": 0, "delta": {"content": str(i)}}]}]
+        yield [{"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 5}}]
 
     async def embeddings(self, body: dict[str, Any], target: Target) -> dict[str, Any]:
         self._next(target)
@@ -197,7 +197,7 @@ async def test_stream_fails_over_before_the_first_chunk() -> None:
     p.script["a"] = [fail(503)] * 3
     c = call(stream=True)
     await router(c)
-    chunks = [x async for x in c.result]  # type: ignore[union-attr]
+    chunks = [x async for batch in c.result for x in batch]  # type: ignore[union-attr]
     assert "".join(ch["choices"][0]["delta"]["content"] for ch in chunks if ch["choices"]) == "01234"
     assert c.deployment == "mock:b@default" and c.usage == {"prompt_tokens": 1, "completion_tokens": 5}
 
@@ -209,7 +209,7 @@ async def test_stream_cut_after_first_chunk_is_an_error_not_a_failover() -> None
     await router(c)
     got = []
     with pytest.raises(StreamFailed):
-        async for ch in c.result:  # type: ignore[union-attr]
-            got.append(ch["choices"][0]["delta"]["content"])
+        async for batch in c.result:  # type: ignore[union-attr]
+            got += [ch["choices"][0]["delta"]["content"] for ch in batch]
     assert got == ["0", "1"] and p.calls == ["a"]
     assert router.health.get("mock:a@default").in_flight == 0

@@ -46,7 +46,7 @@ class Call:
     first_byte: float | None = None  # perf_counter when the first byte was ready for the client
     status: int = 0
     error: str | None = None
-    result: dict[str, Any] | AsyncIterator[dict[str, Any]] | None = None
+    result: dict[str, Any] | AsyncIterator[list[dict[str, Any]]] | None = None  # a stream: batches of chunks
     decisions: dict[str, Any] = field(default_factory=dict)  # per-stage records for the audit trail
 
     @property

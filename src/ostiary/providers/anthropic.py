@@ -39,23 +39,28 @@ class AnthropicProvider:
         msg = await post_json(self.pool, target, self._url(target), self._headers(target), payload)
         return anthropic_response_to_openai(msg)
 
-    async def stream(self, body: dict[str, Any], target: Target) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, body: dict[str, Any], target: Target) -> AsyncIterator[list[dict[str, Any]]]:
         payload = openai_request_to_anthropic(body, target.deployment.model)
         payload["stream"] = True
         # Usage is always produced so tokens can be accounted; the server drops it if not asked for.
         translator = AnthropicToOpenAIStream(include_usage=True)
         stopped = False
-        async for event, data in post_sse(self.pool, target, self._url(target), self._headers(target), payload):
-            try:
-                parsed = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise UpstreamFailure("upstream sent an invalid stream event", kind="protocol") from None
-            if event == "error" or parsed.get("type") == "error":
-                raise UpstreamFailure("upstream reported an error mid-stream", kind="stream_error")
-            for chunk in translator.feed(event, parsed):
-                yield chunk
-            if event == "message_stop":
-                stopped = True
+        async for events in post_sse(self.pool, target, self._url(target), self._headers(target), payload):
+            chunks: list[dict[str, Any]] = []
+            for event, data in events:
+                try:
+                    parsed = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise UpstreamFailure("upstream sent an invalid stream event", kind="protocol") from None
+                if event == "error" or not isinstance(parsed, dict) or parsed.get("type") == "error":
+                    raise UpstreamFailure("upstream reported an error mid-stream", kind="stream_error")
+                chunks += translator.feed(event, parsed)
+                if event == "message_stop":
+                    stopped = True
+                    break
+            if chunks:
+                yield chunks
+            if stopped:
                 break
         if not stopped:
             raise UpstreamFailure("upstream stream ended before message_stop", kind="stream_cut")

@@ -1,8 +1,8 @@
 """What every provider offers the router, and how upstream failures are described.
 
 A provider speaks one upstream API family. It takes a call body in the OpenAI (canonical) format and
-returns the answer in that format: a completion dict, an async iterator of chunk dicts, or an
-embeddings dict. Failures are `UpstreamFailure`s, which say whether another try could help.
+returns the answer in that format: a completion dict, an async iterator of chunk dicts (in lists:
+the chunks that arrived together), or an embeddings dict. Failures are `UpstreamFailure`s, which say whether another try could help.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Target:
 class Provider(Protocol):
     async def chat(self, body: dict[str, Any], target: Target) -> dict[str, Any]: ...
 
-    def stream(self, body: dict[str, Any], target: Target) -> AsyncIterator[dict[str, Any]]: ...
+    def stream(self, body: dict[str, Any], target: Target) -> AsyncIterator[list[dict[str, Any]]]: ...
 
     async def embeddings(self, body: dict[str, Any], target: Target) -> dict[str, Any]: ...
 

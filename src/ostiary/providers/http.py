@@ -70,9 +70,9 @@ async def post_json(pool: HttpPool, target: Target, url: str, headers: dict[str,
     except PyreqwestError as e:
         raise _transport_failure(e, "upstream") from None
     if resp.status >= 400:
-        raise failure_for_status(resp.status, bytes(raw), resp.get_header("retry-after"))
+        raise failure_for_status(resp.status, raw.to_bytes(), resp.get_header("retry-after"))
     try:
-        data = orjson.loads(bytes(raw))
+        data = orjson.loads(raw.to_bytes())
     except orjson.JSONDecodeError:
         raise UpstreamFailure("upstream answered with invalid JSON", kind="protocol") from None
     if not isinstance(data, dict):
@@ -81,8 +81,10 @@ async def post_json(pool: HttpPool, target: Target, url: str, headers: dict[str,
 
 
 async def post_sse(pool: HttpPool, target: Target, url: str, headers: dict[str, str],
-                   body: dict[str, Any]) -> AsyncIterator[tuple[str, bytes]]:
-    """POST and yield server-sent events as (event name, data bytes).
+                   body: dict[str, Any]) -> AsyncIterator[list[tuple[str, bytes]]]:
+    """POST and yield server-sent events as (event name, data bytes), one list per network read.
+
+    Events that arrived together travel together to the client (one write, not one per event).
 
     Closing the generator (the client went away) exits the streamed request, which drops the
     upstream connection.
@@ -97,7 +99,7 @@ async def post_sse(pool: HttpPool, target: Target, url: str, headers: dict[str, 
     try:
         if resp.status >= 400:
             try:
-                raw = bytes(await resp.bytes())
+                raw = (await resp.bytes()).to_bytes()
             except PyreqwestError:
                 raw = b""
             raise failure_for_status(resp.status, raw, resp.get_header("retry-after"))
@@ -112,18 +114,15 @@ async def post_sse(pool: HttpPool, target: Target, url: str, headers: dict[str, 
                 raise f from None
             if chunk is None:
                 if buf.strip():
-                    yield _parse_event(buf)
+                    yield [_parse_event(buf)]
                 return
-            buf += bytes(chunk)
+            buf += chunk.to_bytes()
             if b"\r" in buf:
                 buf = buf.replace(b"\r\n", b"\n")
-            while True:
-                i = buf.find(b"\n\n")
-                if i < 0:
-                    break
-                block, buf = buf[:i], buf[i + 2:]
-                if block.strip():
-                    yield _parse_event(block)
+            *blocks, buf = buf.split(b"\n\n")
+            events = [_parse_event(b) for b in blocks if b.strip()]
+            if events:
+                yield events
     finally:
         await req.__aexit__(None, None, None)
 

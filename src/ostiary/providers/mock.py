@@ -18,11 +18,13 @@ class MockProvider:
     async def chat(self, body: dict[str, Any], target: Target) -> dict[str, Any]:
         return answers.chat_completion(body, model=target.deployment.model)
 
-    async def stream(self, body: dict[str, Any], target: Target) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, body: dict[str, Any], target: Target) -> AsyncIterator[list[dict[str, Any]]]:
         opts = {**(body.get("stream_options") or {}), "include_usage": True}
-        for chunk in answers.chat_chunks({**body, "stream_options": opts}, model=target.deployment.model):
-            yield chunk
-            await asyncio.sleep(0)  # let a disconnect or cancellation be noticed between chunks
+        chunks = answers.chat_chunks({**body, "stream_options": opts}, model=target.deployment.model)
+        # Like a fast upstream: a few chunks per network read.
+        for i in range(0, len(chunks), 8):
+            yield chunks[i:i + 8]
+            await asyncio.sleep(0)  # let a disconnect or cancellation be noticed between reads
 
     async def embeddings(self, body: dict[str, Any], target: Target) -> dict[str, Any]:
         return answers.embeddings(body, model=target.deployment.model)

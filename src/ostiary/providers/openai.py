@@ -42,22 +42,28 @@ class OpenAIProvider:
         return await post_json(self.pool, target, self.url(target, "chat/completions"), self.headers(target),
                                self.prepare(body, target))
 
-    async def stream(self, body: dict[str, Any], target: Target) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, body: dict[str, Any], target: Target) -> AsyncIterator[list[dict[str, Any]]]:
         payload = self.prepare(body, target)
         payload["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         done = False
-        async for _event, data in post_sse(self.pool, target, self.url(target, "chat/completions"),
-                                           self.headers(target), payload):
-            if data == b"[DONE]":
-                done = True
+        async for events in post_sse(self.pool, target, self.url(target, "chat/completions"),
+                                     self.headers(target), payload):
+            chunks = []
+            for _event, data in events:
+                if data == b"[DONE]":
+                    done = True
+                    break
+                try:
+                    chunk = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise UpstreamFailure("upstream sent an invalid stream event", kind="protocol") from None
+                if not isinstance(chunk, dict) or "error" in chunk:
+                    raise UpstreamFailure("upstream reported an error mid-stream", kind="stream_error")
+                chunks.append(chunk)
+            if chunks:
+                yield chunks
+            if done:
                 break
-            try:
-                chunk = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise UpstreamFailure("upstream sent an invalid stream event", kind="protocol") from None
-            if isinstance(chunk, dict) and "error" in chunk:
-                raise UpstreamFailure("upstream reported an error mid-stream", kind="stream_error")
-            yield chunk
         if not done:
             raise UpstreamFailure("upstream stream ended before [DONE]", kind="stream_cut")
 

@@ -145,7 +145,7 @@ class Router:
         return _FAILED
 
     async def _open_stream(self, call: Call, provider: Provider,
-                           target: Target) -> AsyncIterator[dict[str, Any]]:
+                           target: Target) -> AsyncIterator[list[dict[str, Any]]]:
         it = provider.stream(call.body, target).__aiter__()
         try:
             first = await it.__anext__()
@@ -156,22 +156,25 @@ class Router:
             raise
         return self._relay(call, target.deployment.name, first, it)
 
-    async def _relay(self, call: Call, dep_name: str, first: dict[str, Any],
-                     it: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    async def _relay(self, call: Call, dep_name: str, first: list[dict[str, Any]],
+                     it: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator[list[dict[str, Any]]]:
+        """Yield the stream's batches of chunks, noting usage and model; past the first batch a
+        failure can no longer fail over: it ends the stream with `StreamFailed`."""
         h = self.health.get(dep_name)
         h.in_flight += 1
         try:
-            chunk: dict[str, Any] | None = first
-            while chunk is not None:
-                if chunk.get("usage"):
-                    call.usage = chunk["usage"]
-                if call.upstream_model is None and chunk.get("model"):
-                    call.upstream_model = chunk["model"]
-                yield chunk
+            batch: list[dict[str, Any]] | None = first
+            while batch is not None:
+                for chunk in batch:
+                    if chunk.get("usage"):
+                        call.usage = chunk["usage"]
+                    if call.upstream_model is None and chunk.get("model"):
+                        call.upstream_model = chunk["model"]
+                yield batch
                 try:
-                    chunk = await it.__anext__()
+                    batch = await it.__anext__()
                 except StopAsyncIteration:
-                    chunk = None
+                    batch = None
                 except UpstreamFailure as f:
                     h.breaker.record(False, time.monotonic())
                     if call.attempts:

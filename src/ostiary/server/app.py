@@ -137,7 +137,7 @@ class App:
         call.status = 200
         await send_json(send, 200, orjson.dumps(result), headers)
 
-    async def _stream(self, call: Call, chunks: AsyncIterator[dict[str, Any]], send: Any,
+    async def _stream(self, call: Call, batches: AsyncIterator[list[dict[str, Any]]], send: Any,
                       headers: Headers) -> None:
         anthropic = call.api == "anthropic.messages"
         want_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
@@ -145,12 +145,15 @@ class App:
         await start_sse(send, headers)
         call.status = 200
         try:
-            async for chunk in chunks:
+            async for batch in batches:
+                # One write per upstream read: the chunks that arrived together leave together.
                 if translator is not None:
-                    for event, data in translator.feed(chunk):
-                        await send_chunk(send, _sse_event(event, data))
-                elif want_usage or chunk.get("choices") or not chunk.get("usage"):
-                    await send_chunk(send, b"data: " + orjson.dumps(chunk) + b"\n\n")
+                    out = b"".join(_sse_event(e, d) for chunk in batch for e, d in translator.feed(chunk))
+                else:
+                    out = b"".join(b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in batch
+                                   if want_usage or chunk.get("choices") or not chunk.get("usage"))
+                if out:
+                    await send_chunk(send, out)
         except GatewayError as e:
             call.error = e.message
             body = e.to_anthropic() if anthropic else e.to_openai()
@@ -158,7 +161,7 @@ class App:
             await end_sse(send)
             return
         finally:
-            close = getattr(chunks, "aclose", None)
+            close = getattr(batches, "aclose", None)
             if close is not None:
                 await close()
         if translator is not None:
