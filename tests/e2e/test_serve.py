@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import openai
 
-from tests.support import ROOT, free_port, gateway, output_of
+from tests.support import ROOT, free_port, gateway, output_of, process
 
 ROUTE = "routes:\n  - name: {name}\n    deployments: [{{provider: mock, model: {name}}}]\n"
 
@@ -98,3 +98,12 @@ def test_hot_reload_on_file_change_and_sighup(tmp_path: Path) -> None:
         assert _models(url) == ["gamma"]  # not watching
         os.kill(proc.pid, signal.SIGHUP)
         assert _wait(lambda: _models(url) == ["delta"]), "SIGHUP did not reload"
+
+
+def test_mock_upstream_command(tmp_path: Path) -> None:
+    port = free_port()
+    with process([sys.executable, "-m", "ostiary", "mock-upstream", "--port", str(port), "--latency-ms", "0"],
+                 f"http://127.0.0.1:{port}/_mock/health", cwd=tmp_path):
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
+        assert client.chat.completions.create(
+            model="up", messages=[{"role": "user", "content": "Hi"}]).choices[0].message.content == "Mock answer to: Hi"
