@@ -27,8 +27,9 @@ import urllib.request
 from pathlib import Path
 
 import orjson
-
-from compare_stack import (  # the shared wrk harness
+from harness import (  # the shared load-test machinery (bench/harness.py)
+    PROXY_CPU,
+    UPSTREAM_CPU,
     UPSTREAM_PIDS,
     _cleanup,
     ensure_wrk,
@@ -36,13 +37,15 @@ from compare_stack import (  # the shared wrk harness
     machine_info,
     measure,
     pin,
+    post_lua,
     start,
     stop,
     vm_hwm_mb,
 )
 
 PY = sys.executable
-GATEWAY_CPU, UPSTREAM_CPU = "0", "1"
+GATEWAY_CPU = PROXY_CPU  # wrk and the mock upstream: UPSTREAM_CPU
+CWD = Path(__file__).resolve().parent / "stack"  # working directory of the started processes
 MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": "Summarise the benefits of a governed LLM gateway in one sentence."}]
 
@@ -55,10 +58,7 @@ def body(model: str, stream: bool) -> bytes:
 
 
 def lua(tmp: Path, name: str, payload: bytes) -> Path:
-    path = tmp / f"{name}.lua"
-    text = payload.decode().replace("\\", "\\\\").replace("'", "\\'")
-    path.write_text(f"wrk.method = 'POST'\nwrk.body = '{text}'\nwrk.headers['Content-Type'] = 'application/json'\n")
-    return path
+    return post_lua(tmp / f"{name}.lua", payload)
 
 
 def wait_http(url: str, payload: bytes, timeout: float = 30) -> None:
@@ -89,13 +89,14 @@ def main() -> int:
     wrk = ensure_wrk()
     tmp = Path(tempfile.mkdtemp(prefix="ostiary-gw-bench-"))
     up_port, gw_port = free_port(), free_port()
-    up = start(pin(UPSTREAM_CPU, [PY, "-m", "ostiary.mockup", "--port", str(up_port)]), {}, tmp / "mock.log")
+    up = start(pin(UPSTREAM_CPU, [PY, "-m", "ostiary.mockup", "--port", str(up_port)]), {}, tmp / "mock.log",
+               cwd=CWD)
     UPSTREAM_PIDS.append(up.pid)
     cfg = tmp / "ostiary.yaml"
     cfg.write_text(f"server: {{data_dir: {tmp / 'data'}}}\nroutes:\n  - name: bench\n    deployments:\n"
                    f"      - {{provider: openai, model: bench-up, api_base: 'http://127.0.0.1:{up_port}/v1'}}\n")
     gw = start(pin(GATEWAY_CPU, [PY, "-m", "ostiary", "serve", "--config", str(cfg), "--port", str(gw_port),
-                                 "--no-watch", "--log-level", "warning"]), {}, tmp / "gateway.log")
+                                 "--no-watch", "--log-level", "warning"]), {}, tmp / "gateway.log", cwd=CWD)
     direct_url = f"http://127.0.0.1:{up_port}/v1/chat/completions"
     gw_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
     wait_http(direct_url, body("bench-up", False))
