@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import openai
 
-from tests.support import ROOT, free_port, gateway, output_of, process
+from tests.support import ROOT, MockUpstream, free_port, gateway, output_of, process
 
 ROUTE = "routes:\n  - name: {name}\n    deployments: [{{provider: mock, model: {name}}}]\n"
 
@@ -57,26 +57,45 @@ def _wait(pred, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
 
 
 def test_hot_reload_on_file_change_and_sighup(tmp_path: Path) -> None:
+    up = MockUpstream("--tokens-per-second", "40")  # a 30-token answer streams for ~0.75 s
+    paced = "routes:\n  - name: {name}\n    deployments: [{{provider: openai, model: up, api_base: '%s/v1'}}]\n"
+    head = f"server: {{data_dir: {tmp_path / 'data'}}}\n"
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"server: {{data_dir: {tmp_path / 'data'}}}\n" + ROUTE.format(name="alpha"))
+    cfg.write_text(head + (paced % up.url).format(name="alpha"))
+    try:
+        _reload_while_streaming(cfg, head + (paced % up.url).format(name="beta"))
+    finally:
+        up.stop()
+
+
+def _reload_while_streaming(cfg: Path, new_config: str) -> None:
     with gateway(cfg) as (url, proc):
         v1 = httpx.get(f"{url}/healthz").headers["x-ostiary-config-version"]
         assert _models(url) == ["alpha"]
 
-        # A stream in flight while the config changes finishes on the config it started with.
+        # A stream in flight while the config changes is not dropped and finishes on its config.
+        started, finished = threading.Event(), threading.Event()
         results: list[str] = []
 
         def slow_stream() -> None:
-            with httpx.stream("POST", f"{url}/v1/chat/completions", json={
+            with httpx.stream("POST", f"{url}/v1/chat/completions", timeout=10, json={
                     "model": "alpha", "stream": True,
-                    "messages": [{"role": "user", "content": " ".join(["word"] * 3000)}]}) as r:
+                    "messages": [{"role": "user", "content": " ".join(["word"] * 26)}]}) as r:
                 results.append(r.headers["x-ostiary-config-version"])
-                results.append(r.read().decode().rsplit("\n\n", 2)[-2])
+                last = ""
+                for line in r.iter_lines():
+                    if line:
+                        last = line
+                        started.set()
+                results.append(last)
+            finished.set()
 
         t = threading.Thread(target=slow_stream)
         t.start()
-        cfg.write_text(f"server: {{data_dir: {tmp_path / 'data'}}}\n" + ROUTE.format(name="beta"))
+        assert started.wait(5)
+        cfg.write_text(new_config)
         assert _wait(lambda: _models(url) == ["beta"]), "file change was not picked up"
+        assert not finished.is_set(), "the stream ended before the reload: the test proves nothing"
         t.join(10)
         assert results == [v1, "data: [DONE]"]
         v2 = httpx.get(f"{url}/healthz").headers["x-ostiary-config-version"]
@@ -89,7 +108,9 @@ def test_hot_reload_on_file_change_and_sighup(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/healthz").headers["x-ostiary-config-version"] == v2
         assert "config reload refused" in output_of(proc)
 
-    # SIGHUP reloads too (file watching is not the only way in).
+
+def test_sighup_reloads(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
     cfg.write_text(f"server: {{data_dir: {tmp_path / 'data'}}}\n" + ROUTE.format(name="gamma"))
     with gateway(cfg, "--no-watch") as (url, proc):
         assert _models(url) == ["gamma"]
