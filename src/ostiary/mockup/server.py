@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
