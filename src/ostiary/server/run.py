@@ -26,11 +26,19 @@ log = logging.getLogger("ostiary")
 
 
 class _Server(uvicorn.Server):
+    ready_line: str | None = None
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         # uvicorn would re-raise SIGTERM after shutdown (exit status -15); `serve_app` installs
         # loop handlers instead, so a graceful stop exits 0.
         yield
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        # Printed as soon as the socket is bound, before any request is served.
+        if self.started and self.ready_line:
+            print(self.ready_line, flush=True)
 
 
 async def serve_app(app: Any, host: str, port: int, *, ready_line: str | None = None,
@@ -40,6 +48,7 @@ async def serve_app(app: Any, host: str, port: int, *, ready_line: str | None = 
                             access_log=False, log_level="warning", server_header=False, backlog=2048, proxy_headers=False,
                             timeout_graceful_shutdown=10, timeout_keep_alive=30)
     server = _Server(config)
+    server.ready_line = ready_line
 
     def stop() -> None:
         if on_stop is not None:
@@ -52,23 +61,12 @@ async def serve_app(app: Any, host: str, port: int, *, ready_line: str | None = 
     if on_hup is not None:
         loop.add_signal_handler(signal.SIGHUP, on_hup)
 
-    async def announce() -> None:
-        # Printed once the socket is bound, so the line means "ready to connect".
-        while not server.started and not server.should_exit:
-            await asyncio.sleep(0.01)
-        if server.started and ready_line:
-            print(ready_line, flush=True)
-
     # Everything built so far (modules, config, clients) lives for the whole process: keep it out
     # of the collector's way, and collect young objects less often (each request allocates many
     # short-lived dicts that reference counting frees anyway).
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
-    announcer = asyncio.ensure_future(announce())
-    try:
-        await server.serve()
-    finally:
-        announcer.cancel()
+    await server.serve()
     if not server.started:
         raise SystemExit(f"could not listen on {host}:{port}")
 
