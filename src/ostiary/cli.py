@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ostiary import __version__
+from ostiary.config.load import LoadedConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     c = csub.add_parser("check", help="validate a config file and print every error with its location")
     c.add_argument("file", type=Path)
     c.set_defaults(run=_config_check)
+
+    from ostiary.identity.cli import add_parser as add_keys
+
+    add_keys(sub)
 
     p = sub.add_parser("mock-upstream", help="run a fake OpenAI/Anthropic upstream for tests and benchmarks")
     from ostiary.mockup.server import add_arguments
@@ -69,10 +74,11 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     host = args.host or loaded.config.server.host
     port = args.port or loaded.config.server.port
-    if not _is_loopback(host):
+    secured = _any_keys(loaded)
+    if not _is_loopback(host) and not secured:
         print(f"ostiary: refusing to listen on {host}: no authentication is configured, so anyone who can "
-              "reach this address could use every model. Bind 127.0.0.1 (the default), or configure API "
-              "keys or an OIDC issuer first.", file=sys.stderr)
+              "reach this address could use every model. Bind 127.0.0.1 (the default), or create an API "
+              "key first (ostiary keys create --tenant NAME).", file=sys.stderr)
         return 2
     base = f"http://{_url_host(host)}:{port}"
     routes = ", ".join(r.name for r in loaded.config.routes) or "(none)"
@@ -80,7 +86,8 @@ def _serve(args: argparse.Namespace) -> int:
     banner = "\n".join([
         f"ostiary {__version__} listening on {base}",
         f"  config: {args.config or 'embedded default'} (version {loaded.version}); models: {routes}",
-        "  no authentication is configured: only clients on this machine (loopback) are served, without a key",
+        ("  API keys are required (Authorization: Bearer <key>)" if secured else
+         "  no authentication is configured: only clients on this machine (loopback) are served, without a key"),
         "  try it:",
         f"    curl -s {base}/v1/chat/completions -H 'content-type: application/json' \\",
         f"      -d '{{\"model\": \"{first}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'",
@@ -104,6 +111,16 @@ def _mock_upstream(args: argparse.Namespace) -> int:
 
     run(args.host, args.port, settings_from_args(args))
     return 0
+
+
+def _any_keys(loaded: LoadedConfig) -> bool:
+    from ostiary.identity.cli import service_for
+
+    service = service_for(loaded)
+    try:
+        return bool(service.list())
+    finally:
+        service.store.close()
 
 
 def _is_loopback(host: str) -> bool:

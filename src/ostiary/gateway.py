@@ -8,6 +8,7 @@ reload (connection pools, deployment health, the store) lives on the `Gateway`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,9 @@ from pathlib import Path
 import orjson
 
 from ostiary.config.load import ConfigError, LoadedConfig, load_default, load_file
-from ostiary.pipeline.stage import Handler, compose
+from ostiary.identity.keys import KeyIndex, KeyService, key_secret
+from ostiary.identity.stage import Identify
+from ostiary.pipeline.stage import Handler, Stage, compose
 from ostiary.providers.anthropic import AnthropicProvider
 from ostiary.providers.base import Provider
 from ostiary.providers.http import HttpPool
@@ -56,7 +59,12 @@ class Gateway:
             "mock": MockProvider(),
         }
         self.health = HealthBook(loaded.config.breaker)
-        self.store = Store(loaded.config.server.data_dir)
+        cfg = loaded.config
+        self.store = Store.open(cfg.database_url, cfg.server.data_dir)
+        secret = cfg.identity.key_secret.get_secret_value().encode() if cfg.identity.key_secret else None
+        self.keys = KeyIndex(KeyService(self.store, key_secret(secret, cfg.server.data_dir)))
+        self.keys.load()
+        self._tasks: list[asyncio.Task[None]] = []
         self.runtime = self._build(loaded)
         self.reloads = 0
 
@@ -68,7 +76,7 @@ class Gateway:
 
     def _build(self, loaded: LoadedConfig) -> Runtime:
         router = Router(loaded.config, self.health, self.providers)
-        stages: list = []  # identity, limits, guardrails and audit stages join here in later issues
+        stages: list[Stage] = [Identify(self.keys)]  # limits, guardrails and audit join here
         models = {"object": "list", "data": [model_card(r.name) for r in loaded.config.routes]}
         return Runtime(loaded, router, compose(stages, router), loaded.version.encode(), orjson.dumps(models))
 
@@ -91,12 +99,20 @@ class Gateway:
         log.info("config version %s loaded from %s", loaded.version, self.config_path)
         return True
 
-    def ready(self) -> tuple[bool, str]:
-        if not self.store.ping():
-            return False, f"the database in {self.store.data_dir} does not answer"
+    async def ready(self) -> tuple[bool, str]:
+        # In a thread: a PostgreSQL round trip must not hold up the requests being served.
+        if not await asyncio.to_thread(self.store.ping):
+            return False, "the database does not answer"
         return True, "ready"
 
+    def start(self) -> None:
+        """Background work of a serving gateway: follow key changes made by any replica."""
+        every = self.runtime.config.identity.refresh_seconds
+        self._tasks.append(asyncio.ensure_future(self.keys.refresh_forever(every)))
+
     async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
         await self.pool.aclose()
         self.store.close()
 

@@ -100,9 +100,27 @@ class Server(Strict):
     allow_anonymous_loopback: bool = True
 
 
+class Identity(Strict):
+    # HMAC secret for API-key hashes. Required with database_url (every replica must hash alike);
+    # on the embedded default it is generated once into the data directory.
+    key_secret: SecretStr | None = None
+    refresh_seconds: float = Field(0.5, gt=0, le=60, description="how often replicas look for key changes")
+
+
 class Config(Strict):
+    database_url: str | None = Field(None, description="PostgreSQL URL; unset: SQLite in server.data_dir")
+    identity: Identity = Identity()
     server: Server = Server()
     timeouts: Timeouts = Timeouts()
     retry: Retry = Retry()
     breaker: Breaker = Breaker()
     routes: list[Route] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _shared_secret(self) -> Config:
+        if self.database_url and self.identity.key_secret is None:
+            raise ValueError("identity.key_secret is required with database_url: every replica must "
+                             "hash API keys with the same secret (e.g. key_secret: ${OSTIARY_KEY_SECRET})")
+        if self.database_url and not self.database_url.startswith(("postgresql://", "postgresql+psycopg://")):
+            raise ValueError("database_url must be a postgresql:// URL (SQLite is the default without it)")
+        return self

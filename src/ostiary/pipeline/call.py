@@ -35,7 +35,8 @@ class Call:
     stream: bool
     config_version: str
     client_ip: str = ""
-    principal: Any = None  # set by identity (a later issue)
+    credential: str | None = field(default=None, repr=False)  # the bearer/x-api-key value; never logged
+    principal: Any = None  # set by the identity stage
     started: float = field(default_factory=time.perf_counter)
     started_wall: float = field(default_factory=time.time)
     attempts: list[Attempt] = field(default_factory=list)

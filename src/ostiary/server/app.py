@@ -7,8 +7,6 @@ never changes a request half-way.
 from __future__ import annotations
 
 import asyncio
-import functools
-import ipaddress
 import logging
 import os
 import re
@@ -17,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ostiary.errors import GatewayError, NotFound, Unauthenticated
+from ostiary.errors import GatewayError, NotFound
 from ostiary.gateway import Gateway, Runtime, model_card
 from ostiary.pipeline.call import Api, Call
 from ostiary.server.io import (
@@ -45,7 +43,6 @@ _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 class App:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.auth_configured = False  # identity (keys, OIDC issuers) arrives with a later issue
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -55,12 +52,18 @@ class App:
 
     async def http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         rt = self.gateway.runtime
-        rid = cl = None
+        rid = cl = credential = None
         for k, v in scope["headers"]:
             if k == b"x-request-id":
                 rid = v if _REQUEST_ID.match(v) else None
             elif k == b"content-length":
                 cl = v
+            elif k == b"authorization":
+                scheme, _, token = v.partition(b" ")
+                if scheme.lower() == b"bearer":
+                    credential = token.strip()
+            elif k == b"x-api-key" and credential is None:
+                credential = v.strip()
         rid = rid or os.urandom(16).hex().encode()  # 128 random bits, as a uuid4 carries
         headers: Headers = [(b"x-request-id", rid), (b"x-ostiary-config-version", rt.version_header)]
         path: str = scope["path"]
@@ -71,9 +74,9 @@ class App:
                 api = _POST_APIS.get(path)
                 if api is None:
                     raise NotFound(f"No endpoint at POST {path}.")
-                self._check_client(scope)
                 raw = await read_body(receive, rt.config.server.max_body_bytes, cl)
                 call = self._call(rt, api, parse_json_object(raw), rid.decode(), scope)
+                call.credential = credential.decode("latin-1") if credential else None
                 await self._serve(rt, call, receive, send, headers)
             elif method in ("GET", "HEAD"):
                 await self._get(rt, path, send, headers)
@@ -90,14 +93,6 @@ class App:
             log.exception("unexpected error on request %s", rid.decode())
             err = GatewayError(f"Internal error; the request id is {rid.decode()}.")
             await send_json(send, 500, orjson.dumps(err.to_anthropic() if anthropic else err.to_openai()), headers)
-
-    def _check_client(self, scope: dict[str, Any]) -> None:
-        if self.auth_configured:
-            return
-        client = scope.get("client")
-        if client is None or not _is_loopback(client[0]):
-            raise Unauthenticated("No authentication is configured on this gateway, so it serves only "
-                                  "clients on this machine (loopback).")
 
     def _call(self, rt: Runtime, api: Api, body: dict[str, Any], rid: str, scope: dict[str, Any]) -> Call:
         limit = rt.config.server.max_messages
@@ -175,7 +170,7 @@ class App:
         if path == "/healthz":
             await send_json(send, 200, b'{"status":"alive"}', headers)
         elif path == "/readyz":
-            ok, why = self.gateway.ready()
+            ok, why = await self.gateway.ready()
             body = {"status": "ready" if ok else "not ready", "detail": why, "config_version": rt.version}
             await send_json(send, 200 if ok else 503, orjson.dumps(body), headers)
         elif path == "/v1/models":
@@ -232,14 +227,6 @@ async def _cancel_on_disconnect(work: Any, receive: Any) -> None:
         raise
     finally:
         watcher.cancel()
-
-
-@functools.lru_cache(maxsize=4096)
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 async def _lifespan(receive: Any, send: Any) -> None:

@@ -74,6 +74,7 @@ async def serve_app(app: Any, host: str, port: int, *, ready_line: str | None = 
 async def serve(config_path: Path | None, host: str, port: int, *, watch: bool = True,
                 ready_line: str | None = None) -> None:
     gateway = Gateway.from_path(config_path)
+    gateway.start()
     watcher = asyncio.ensure_future(_watch(gateway)) if (watch and config_path is not None) else None
     try:
         await serve_app(App(gateway), host, port, ready_line=ready_line, on_hup=gateway.reload)

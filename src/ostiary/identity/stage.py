@@ -1,0 +1,58 @@
+"""The identity stage: resolve the caller's credential to a principal and check what it may use.
+
+While no key exists, loopback clients are served anonymously (the embedded default's first try);
+from the first key on, every request must present a valid one.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+
+from ostiary.errors import Forbidden, Unauthenticated
+from ostiary.identity.keys import KeyIndex
+from ostiary.identity.principal import ANONYMOUS
+from ostiary.pipeline.call import Call
+from ostiary.pipeline.stage import Handler
+
+_WHY = {
+    "invalid": "Invalid API key. Check the key you send as 'Authorization: Bearer <key>' (or 'x-api-key').",
+    "revoked": "This API key has been revoked; ask your administrator for a new one.",
+    "expired": "This API key has expired; ask your administrator to rotate or reissue it.",
+}
+
+
+class Identify:
+    name = "identity"
+
+    def __init__(self, keys: KeyIndex) -> None:
+        self.keys = keys
+
+    async def __call__(self, call: Call, next: Handler) -> None:
+        if not self.keys.auth_required:
+            if not is_loopback(call.client_ip):
+                raise Unauthenticated("No authentication is configured on this gateway, so it serves only "
+                                      "clients on this machine (loopback).")
+            call.principal = ANONYMOUS
+        elif not call.credential:
+            raise Unauthenticated("Missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key').")
+        else:
+            principal, why = self.keys.lookup(call.credential)
+            if principal is None:
+                raise Unauthenticated(_WHY[why], code=f"{why}_api_key")
+            call.principal = principal
+        need = "embeddings" if call.kind == "embeddings" else "chat"
+        if need not in call.principal.scopes:
+            raise Forbidden(f"This API key lacks the '{need}' scope.", code="missing_scope")
+        if not call.principal.may_use(call.model):
+            raise Forbidden(f"This API key may not use the model {call.model!r}.", param="model",
+                            code="model_not_allowed")
+        await next(call)
+
+
+@functools.lru_cache(maxsize=4096)
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
