@@ -20,6 +20,7 @@ import argparse
 import atexit
 import json
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,15 +58,16 @@ def body(model: str, stream: bool) -> bytes:
     return orjson.dumps(b)
 
 
-def lua(tmp: Path, name: str, payload: bytes) -> Path:
-    return post_lua(tmp / f"{name}.lua", payload)
+def lua(tmp: Path, name: str, payload: bytes, headers: dict[str, str] | None = None) -> Path:
+    return post_lua(tmp / f"{name}.lua", payload, headers)
 
 
-def wait_http(url: str, payload: bytes, timeout: float = 30) -> None:
+def wait_http(url: str, payload: bytes, headers: dict[str, str] | None = None, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            req = urllib.request.Request(url, data=payload, headers={"content-type": "application/json"})
+            req = urllib.request.Request(url, data=payload, headers={"content-type": "application/json",
+                                                                     **(headers or {})})
             with urllib.request.urlopen(req, timeout=2) as r:
                 if r.status == 200:
                     r.read()
@@ -81,6 +83,7 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--conc", default="1,16,64")
+    ap.add_argument("--auth", action="store_true", help="issue an API key and send it (identity stage on)")
     args = ap.parse_args()
     concs = [int(c) for c in args.conc.split(",")]
     atexit.register(_cleanup)
@@ -95,19 +98,25 @@ def main() -> int:
     cfg = tmp / "ostiary.yaml"
     cfg.write_text(f"server: {{data_dir: {tmp / 'data'}}}\nroutes:\n  - name: bench\n    deployments:\n"
                    f"      - {{provider: openai, model: bench-up, api_base: 'http://127.0.0.1:{up_port}/v1'}}\n")
+    gw_headers = {}
+    if args.auth:
+        out = subprocess.run([PY, "-m", "ostiary", "keys", "create", "--tenant", "bench", "--config", str(cfg)],
+                             capture_output=True, text=True, check=True)
+        gw_headers = {"Authorization": f"Bearer {out.stdout.strip()}"}
     gw = start(pin(GATEWAY_CPU, [PY, "-m", "ostiary", "serve", "--config", str(cfg), "--port", str(gw_port),
                                  "--no-watch", "--log-level", "warning"]), {}, tmp / "gateway.log", cwd=CWD)
     direct_url = f"http://127.0.0.1:{up_port}/v1/chat/completions"
     gw_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
     wait_http(direct_url, body("bench-up", False))
-    wait_http(gw_url, body("bench", False))
+    wait_http(gw_url, body("bench", False), gw_headers)
 
     info = machine_info(wrk)
     print(f"machine: {info}", flush=True)
     rows = []
     for stream in (False, True):
         mode = "stream" if stream else "chat"
-        direct_lua, gw_lua = lua(tmp, f"d-{mode}", body("bench-up", stream)), lua(tmp, f"g-{mode}", body("bench", stream))
+        direct_lua = lua(tmp, f"d-{mode}", body("bench-up", stream))
+        gw_lua = lua(tmp, f"g-{mode}", body("bench", stream), gw_headers)
         for c in concs:
             d = measure(wrk, direct_lua, direct_url, c, args.duration, args.reps)
             g = measure(wrk, gw_lua, gw_url, c, args.duration, args.reps, pids=[gw.pid])
@@ -128,7 +137,8 @@ def main() -> int:
         d, g = r["direct"], r["gateway"]
         print(f"| {r['mode']} | {r['conc']} | {d['rps']:,.0f} | {d['p50']:.3f} | {g['rps']:,.0f} | {g['p50']:.3f} "
               f"| {g['p99']:.3f} | +{r['added_p50']:.3f} | {g['cpu']:.0f} | {g['errors']} |")
-    print(f"\ngateway peak RSS (VmHWM): {rss:.0f} MB; medians of {args.reps} x {args.duration}s runs; "
+    print(f"\nidentity: {'an API key on every request' if args.auth else 'no keys (anonymous loopback, through the identity stage)'}; "
+          f"gateway peak RSS (VmHWM): {rss:.0f} MB; medians of {args.reps} x {args.duration}s runs; "
           f"gateway pinned to CPU {GATEWAY_CPU}, mock upstream and wrk to CPU {UPSTREAM_CPU}")
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)

@@ -250,8 +250,10 @@ def machine_info(wrk: str) -> dict:
             "wrk": (wv.stdout + wv.stderr).splitlines()[0].split(" [")[0], "taskset": bool(TASKSET)}
 
 
-def post_lua(path: Path, payload: bytes) -> Path:
-    """A wrk script that POSTs `payload` as JSON."""
+def post_lua(path: Path, payload: bytes, headers: dict[str, str] | None = None) -> Path:
+    """A wrk script that POSTs `payload` as JSON (with extra `headers`)."""
     text = payload.decode().replace("\\", "\\\\").replace("'", "\\'")
-    path.write_text(f"wrk.method = 'POST'\nwrk.body = '{text}'\nwrk.headers['Content-Type'] = 'application/json'\n")
+    extra = "".join(f"wrk.headers['{k}'] = '{v}'\n" for k, v in (headers or {}).items())
+    path.write_text(f"wrk.method = 'POST'\nwrk.body = '{text}'\nwrk.headers['Content-Type'] = 'application/json'\n"
+                    + extra)
     return path

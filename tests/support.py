@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -106,3 +107,20 @@ def gateway(config: Path | None, *extra: str, cwd: Path | None = None) -> Iterat
         args += ["--config", str(config)]
     with process(args, f"http://127.0.0.1:{port}/healthz", cwd=cwd) as proc:
         yield f"http://127.0.0.1:{port}", proc
+
+
+def keys(cfg: Path, *args: str) -> dict:
+    """Run `ostiary keys ... --json` on a config; the parsed answer."""
+    r = subprocess.run([sys.executable, "-m", "ostiary", "keys", *args, "--config", str(cfg), "--json"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def within_a_second(predicate: Callable[[], bool]) -> bool:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.0:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False

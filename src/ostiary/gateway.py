@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 
+from ostiary.admin.api import AdminAPI
 from ostiary.config.load import ConfigError, LoadedConfig, load_default, load_file
 from ostiary.identity.keys import KeyIndex, KeyService, key_secret
 from ostiary.identity.stage import Identify
@@ -62,8 +63,10 @@ class Gateway:
         cfg = loaded.config
         self.store = Store.open(cfg.database_url, cfg.server.data_dir)
         secret = cfg.identity.key_secret.get_secret_value().encode() if cfg.identity.key_secret else None
-        self.keys = KeyIndex(KeyService(self.store, key_secret(secret, cfg.server.data_dir)))
+        key_service = KeyService(self.store, key_secret(secret, cfg.server.data_dir))
+        self.keys = KeyIndex(key_service)
         self.keys.load()
+        self.admin = AdminAPI(key_service)
         self._tasks: list[asyncio.Task[None]] = []
         self.runtime = self._build(loaded)
         self.reloads = 0

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,16 +12,9 @@ import httpx
 import openai
 import pytest
 
-from tests.support import ROOT, gateway
+from tests.support import ROOT, gateway, keys, within_a_second
 
 HELLO = [{"role": "user", "content": "Hello"}]
-
-
-def keys(cfg: Path, *args: str) -> dict:
-    r = subprocess.run([sys.executable, "-m", "ostiary", "keys", *args, "--config", str(cfg), "--json"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -85,24 +76,15 @@ def _status(url: str, key: str) -> int:
                       json={"model": "mock-1", "messages": HELLO}).status_code
 
 
-def _within_a_second(predicate) -> bool:  # type: ignore[no-untyped-def]
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 1.0:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_revocation_and_rotation_reach_the_running_gateway(secured: tuple[str, Path, dict]) -> None:
     url, cfg, _ = secured
     first = keys(cfg, "create", "--tenant", "globex")
-    assert _within_a_second(lambda: _status(url, first["key"]) == 200)
+    assert within_a_second(lambda: _status(url, first["key"]) == 200)
     rotated = keys(cfg, "rotate", first["id"], "--grace", "1h")
-    assert _within_a_second(lambda: _status(url, rotated["key"]) == 200)
+    assert within_a_second(lambda: _status(url, rotated["key"]) == 200)
     assert _status(url, first["key"]) == 200  # still inside its grace period
     keys(cfg, "revoke", rotated["id"])
-    assert _within_a_second(lambda: _status(url, rotated["key"]) == 401)
+    assert within_a_second(lambda: _status(url, rotated["key"]) == 401)
     r = httpx.post(f"{url}/v1/chat/completions", headers={"authorization": f"Bearer {rotated['key']}"},
                    json={"model": "mock-1", "messages": HELLO})
     assert "revoked" in r.json()["error"]["message"]

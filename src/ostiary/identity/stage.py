@@ -11,7 +11,7 @@ import ipaddress
 
 from ostiary.errors import Forbidden, Unauthenticated
 from ostiary.identity.keys import KeyIndex
-from ostiary.identity.principal import ANONYMOUS
+from ostiary.identity.principal import ANONYMOUS, Principal
 from ostiary.pipeline.call import Call
 from ostiary.pipeline.stage import Handler
 
@@ -29,18 +29,7 @@ class Identify:
         self.keys = keys
 
     async def __call__(self, call: Call, next: Handler) -> None:
-        if not self.keys.auth_required:
-            if not is_loopback(call.client_ip):
-                raise Unauthenticated("No authentication is configured on this gateway, so it serves only "
-                                      "clients on this machine (loopback).")
-            call.principal = ANONYMOUS
-        elif not call.credential:
-            raise Unauthenticated("Missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key').")
-        else:
-            principal, why = self.keys.lookup(call.credential)
-            if principal is None:
-                raise Unauthenticated(_WHY[why], code=f"{why}_api_key")
-            call.principal = principal
+        call.principal = resolve(self.keys, call.credential, call.client_ip)
         need = "embeddings" if call.kind == "embeddings" else "chat"
         if need not in call.principal.scopes:
             raise Forbidden(f"This API key lacks the '{need}' scope.", code="missing_scope")
@@ -48,6 +37,21 @@ class Identify:
             raise Forbidden(f"This API key may not use the model {call.model!r}.", param="model",
                             code="model_not_allowed")
         await next(call)
+
+
+def resolve(keys: KeyIndex, credential: str | None, client_ip: str) -> Principal:
+    """The principal behind a request's credential, or a 401 that says what is wrong."""
+    if not keys.auth_required:
+        if not is_loopback(client_ip):
+            raise Unauthenticated("No authentication is configured on this gateway, so it serves only "
+                                  "clients on this machine (loopback).")
+        return ANONYMOUS
+    if not credential:
+        raise Unauthenticated("Missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key').")
+    principal, why = keys.lookup(credential)
+    if principal is None:
+        raise Unauthenticated(_WHY[why], code=f"{why}_api_key")
+    return principal
 
 
 @functools.lru_cache(maxsize=4096)

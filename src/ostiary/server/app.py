@@ -17,6 +17,7 @@ import orjson
 
 from ostiary.errors import GatewayError, NotFound
 from ostiary.gateway import Gateway, Runtime, model_card
+from ostiary.identity.stage import resolve
 from ostiary.pipeline.call import Api, Call
 from ostiary.server.io import (
     ClientGone,
@@ -70,7 +71,15 @@ class App:
         method: str = scope["method"]
         anthropic = path == "/v1/messages"
         try:
-            if method == "POST":
+            if path.startswith("/admin/"):
+                raw = await read_body(receive, rt.config.server.max_body_bytes, cl)
+                client = scope.get("client")
+                principal = resolve(self.gateway.keys, credential.decode("latin-1") if credential else None,
+                                    client[0] if client else "")
+                status, out = await self.gateway.admin.handle(method, path, scope.get("query_string", b"").decode(
+                    "latin-1"), raw, principal)
+                await send_json(send, status, orjson.dumps(out), headers)
+            elif method == "POST":
                 api = _POST_APIS.get(path)
                 if api is None:
                     raise NotFound(f"No endpoint at POST {path}.")
