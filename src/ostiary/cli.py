@@ -74,11 +74,11 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     host = args.host or loaded.config.server.host
     port = args.port or loaded.config.server.port
-    secured = _any_keys(loaded)
+    secured = bool(loaded.config.identity.issuers) or _any_keys(loaded)
     if not _is_loopback(host) and not secured:
         print(f"ostiary: refusing to listen on {host}: no authentication is configured, so anyone who can "
               "reach this address could use every model. Bind 127.0.0.1 (the default), or create an API "
-              "key first (ostiary keys create --tenant NAME).", file=sys.stderr)
+              "key first (ostiary keys create --tenant NAME) or configure identity.issuers.", file=sys.stderr)
         return 2
     base = f"http://{_url_host(host)}:{port}"
     routes = ", ".join(r.name for r in loaded.config.routes) or "(none)"
@@ -86,7 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
     banner = "\n".join([
         f"ostiary {__version__} listening on {base}",
         f"  config: {args.config or 'embedded default'} (version {loaded.version}); models: {routes}",
-        ("  API keys are required (Authorization: Bearer <key>)" if secured else
+        ("  a credential is required (Authorization: Bearer <API key or token>)" if secured else
          "  no authentication is configured: only clients on this machine (loopback) are served, without a key"),
         "  try it:",
         f"    curl -s {base}/v1/chat/completions -H 'content-type: application/json' \\",

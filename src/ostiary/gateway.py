@@ -19,6 +19,7 @@ from ostiary.admin.api import AdminAPI
 from ostiary.config.load import ConfigError, LoadedConfig, load_default, load_file
 from ostiary.identity.keys import KeyIndex, KeyService, key_secret
 from ostiary.identity.stage import Identify
+from ostiary.identity.tokens import TokenVerifier
 from ostiary.pipeline.stage import Handler, Stage, compose
 from ostiary.providers.anthropic import AnthropicProvider
 from ostiary.providers.base import Provider
@@ -36,6 +37,7 @@ log = logging.getLogger("ostiary")
 class Runtime:
     loaded: LoadedConfig
     router: Router
+    identify: Identify
     handle: Handler
     version_header: bytes
     models_body: bytes
@@ -79,9 +81,11 @@ class Gateway:
 
     def _build(self, loaded: LoadedConfig) -> Runtime:
         router = Router(loaded.config, self.health, self.providers)
-        stages: list[Stage] = [Identify(self.keys)]  # limits, guardrails and audit join here
+        identify = Identify(self.keys, TokenVerifier(loaded.config.identity.issuers, self.pool))
+        stages: list[Stage] = [identify]  # limits, guardrails and audit join here
         models = {"object": "list", "data": [model_card(r.name) for r in loaded.config.routes]}
-        return Runtime(loaded, router, compose(stages, router), loaded.version.encode(), orjson.dumps(models))
+        return Runtime(loaded, router, identify, compose(stages, router), loaded.version.encode(),
+                       orjson.dumps(models))
 
     def reload(self) -> bool:
         """Load the config file again; on any error keep serving the current one. True if swapped."""

@@ -50,7 +50,7 @@ def test_a_valid_key_is_served(secured: tuple[str, Path, dict]) -> None:
 def test_missing_and_wrong_keys_are_401(secured: tuple[str, Path, dict]) -> None:
     url, _, issued = secured
     r = httpx.post(f"{url}/v1/chat/completions", json={"model": "mock-1", "messages": HELLO})
-    assert r.status_code == 401 and "Missing API key" in r.json()["error"]["message"]
+    assert r.status_code == 401 and "Missing credential" in r.json()["error"]["message"]
     with pytest.raises(openai.AuthenticationError) as e:
         client(url, issued["full"]["key"] + "x").chat.completions.create(model="mock-1", messages=HELLO)
     assert e.value.code == "invalid_api_key"

@@ -100,11 +100,44 @@ class Server(Strict):
     allow_anonymous_loopback: bool = True
 
 
+Algorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+Scope = Literal["chat", "embeddings", "admin"]
+
+
+class Claims(Strict):
+    tenant: str = Field("tenant", description="claim holding the tenant")
+    user: str = Field("sub", description="claim holding the user")
+    roles: str = Field("roles", description="claim holding a role or a list of roles")
+
+
+class Issuer(Strict):
+    """An OIDC issuer whose bearer JWTs the gateway accepts."""
+
+    issuer: str = Field(min_length=1, description="the exact `iss` of its tokens")
+    audience: str = Field(min_length=1, description="the `aud` tokens must carry")
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    # Asymmetric only: an HMAC algorithm would let anyone holding the public key mint tokens.
+    algorithms: list[Algorithm] = Field(default_factory=lambda: list[Algorithm](["RS256", "ES256"]), min_length=1)
+    leeway: float = Field(60.0, ge=0, le=600, description="clock skew allowed on exp/nbf/iat, seconds")
+    claims: Claims = Claims()
+    default_tenant: str | None = Field(None, description="tenant for tokens without the tenant claim")
+    scopes: list[Scope] = Field(default_factory=lambda: list[Scope](["chat", "embeddings"]))
+    clearance: Literal["public", "internal", "confidential", "restricted"] = "internal"
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> Issuer:
+        if (self.jwks_url is None) == (self.jwks_file is None):
+            raise ValueError("set exactly one of jwks_url and jwks_file")
+        return self
+
+
 class Identity(Strict):
     # HMAC secret for API-key hashes. Required with database_url (every replica must hash alike);
     # on the embedded default it is generated once into the data directory.
     key_secret: SecretStr | None = None
     refresh_seconds: float = Field(0.5, gt=0, le=60, description="how often replicas look for key changes")
+    issuers: list[Issuer] = Field(default_factory=list)
 
 
 class Config(Strict):

@@ -17,7 +17,6 @@ import orjson
 
 from ostiary.errors import GatewayError, NotFound
 from ostiary.gateway import Gateway, Runtime, model_card
-from ostiary.identity.stage import resolve
 from ostiary.pipeline.call import Api, Call
 from ostiary.server.io import (
     ClientGone,
@@ -74,8 +73,8 @@ class App:
             if path.startswith("/admin/"):
                 raw = await read_body(receive, rt.config.server.max_body_bytes, cl)
                 client = scope.get("client")
-                principal = resolve(self.gateway.keys, credential.decode("latin-1") if credential else None,
-                                    client[0] if client else "")
+                principal = await rt.identify.principal(credential.decode("latin-1") if credential else None,
+                                                        client[0] if client else "")
                 status, out = await self.gateway.admin.handle(method, path, scope.get("query_string", b"").decode(
                     "latin-1"), raw, principal)
                 await send_json(send, status, orjson.dumps(out), headers)
