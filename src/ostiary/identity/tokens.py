@@ -20,7 +20,7 @@ from ostiary.identity.principal import ROLES, Principal
 from ostiary.providers.http import HttpPool
 
 log = logging.getLogger("ostiary.identity")
-MIN_REFETCH = 10.0  # seconds between two JWKS fetches of one issuer (a flood of bad kids stays cheap)
+MIN_REFETCH = 2.0  # seconds between two JWKS fetches of one issuer (a flood of bad kids stays cheap)
 CACHE_MAX = 10_000
 _FETCH_TIMEOUTS = Timeouts(connect=5, first_token=10, total=10)
 
