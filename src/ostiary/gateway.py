@@ -20,6 +20,8 @@ from ostiary.config.load import ConfigError, LoadedConfig, load_default, load_fi
 from ostiary.identity.keys import KeyIndex, KeyService, key_secret
 from ostiary.identity.stage import Identify
 from ostiary.identity.tokens import TokenVerifier
+from ostiary.limits.rate import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from ostiary.limits.stage import RateLimit
 from ostiary.pipeline.stage import Handler, Stage, compose
 from ostiary.providers.anthropic import AnthropicProvider
 from ostiary.providers.base import Provider
@@ -69,6 +71,8 @@ class Gateway:
         self.keys = KeyIndex(key_service)
         self.keys.load()
         self.admin = AdminAPI(key_service)
+        # The counter store is chosen at start; a changed redis_url takes effect on restart.
+        self.limiter: RateLimiter = RedisRateLimiter(cfg.redis_url) if cfg.redis_url else MemoryRateLimiter()
         self._tasks: list[asyncio.Task[None]] = []
         self.runtime = self._build(loaded)
         self.reloads = 0
@@ -82,7 +86,8 @@ class Gateway:
     def _build(self, loaded: LoadedConfig) -> Runtime:
         router = Router(loaded.config, self.health, self.providers)
         identify = Identify(self.keys, TokenVerifier(loaded.config.identity.issuers, self.pool))
-        stages: list[Stage] = [identify]  # limits, guardrails and audit join here
+        stages: list[Stage] = [identify, RateLimit(loaded.config.limits, self.limiter)]
+        # guardrails and audit join here
         models = {"object": "list", "data": [model_card(r.name) for r in loaded.config.routes]}
         return Runtime(loaded, router, identify, compose(stages, router), loaded.version.encode(),
                        orjson.dumps(models))
@@ -121,6 +126,7 @@ class Gateway:
         for task in self._tasks:
             task.cancel()
         await self.pool.aclose()
+        await self.limiter.aclose()
         self.store.close()
 
 

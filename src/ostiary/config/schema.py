@@ -140,8 +140,23 @@ class Identity(Strict):
     issuers: list[Issuer] = Field(default_factory=list)
 
 
+class Rate(Strict):
+    rpm: int = Field(ge=1, description="requests per minute; a burst of up to rpm, refilled continuously")
+
+
+class Limits(Strict):
+    """Request-rate limits, each counted per principal key, user, tenant or route."""
+
+    key: Rate | None = None
+    user: Rate | None = None
+    tenant: Rate | None = None
+    route: Rate | None = None
+
+
 class Config(Strict):
     database_url: str | None = Field(None, description="PostgreSQL URL; unset: SQLite in server.data_dir")
+    redis_url: str | None = Field(None, description="Redis URL: limits shared by every replica")
+    limits: Limits = Limits()
     identity: Identity = Identity()
     server: Server = Server()
     timeouts: Timeouts = Timeouts()

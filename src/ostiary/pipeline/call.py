@@ -49,6 +49,7 @@ class Call:
     error: str | None = None
     result: dict[str, Any] | AsyncIterator[list[dict[str, Any]]] | None = None  # a stream: batches of chunks
     decisions: dict[str, Any] = field(default_factory=dict)  # per-stage records for the audit trail
+    response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # added by stages
 
     @property
     def kind(self) -> Literal["chat", "embeddings"]:

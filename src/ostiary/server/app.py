@@ -138,14 +138,14 @@ class App:
         if call.api == "anthropic.messages":
             result = openai_response_to_anthropic(result, call.model)
         call.status = 200
-        await send_json(send, 200, orjson.dumps(result), headers)
+        await send_json(send, 200, orjson.dumps(result), headers + call.response_headers)
 
     async def _stream(self, call: Call, batches: AsyncIterator[list[dict[str, Any]]], send: Any,
                       headers: Headers) -> None:
         anthropic = call.api == "anthropic.messages"
         want_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
         translator = OpenAIToAnthropicStream(call.model) if anthropic else None
-        await start_sse(send, headers)
+        await start_sse(send, headers + call.response_headers)
         call.status = 200
         try:
             async for batch in batches:

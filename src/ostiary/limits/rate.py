@@ -1,0 +1,125 @@
+"""Request-rate limits as token buckets: exact on one node (in memory) and across replicas (Redis).
+
+A bucket holds up to `rpm` tokens and refills at rpm/60 per second; a request takes one token from
+every bucket that applies to it (its key, user, tenant, route), all or nothing. Over any interval T
+a bucket admits at most rpm + rpm*T/60 requests, which is what the multi-replica test checks.
+
+With Redis, one Lua script checks and takes every bucket of a request atomically, on the Redis
+clock, so replicas with skewed clocks still share one exact budget.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    key: str  # e.g. "key:ost-abc", "tenant:acme", "route:gpt-4o"
+    capacity: int  # the rpm
+
+    @property
+    def per_ms(self) -> float:
+        return self.capacity / 60_000.0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    retry_after_ms: int  # when refused: until the scarcest bucket has a token again
+    tightest: Bucket | None  # the bucket with the fewest tokens left (for x-ratelimit-* headers)
+    remaining: int  # tokens left in it
+
+
+class RateLimiter(Protocol):
+    async def take(self, buckets: list[Bucket]) -> Verdict: ...
+
+    async def aclose(self) -> None: ...
+
+
+class MemoryRateLimiter:
+    """One node: exact, no I/O. State: bucket key -> (tokens, last refill in ms)."""
+
+    def __init__(self) -> None:
+        self._state: dict[str, tuple[float, float]] = {}
+
+    async def take(self, buckets: list[Bucket]) -> Verdict:
+        now = time.monotonic() * 1000.0
+        levels = []
+        for b in buckets:
+            tokens, ts = self._state.get(b.key, (float(b.capacity), now))
+            levels.append(min(b.capacity, tokens + (now - ts) * b.per_ms))
+        return self._decide(buckets, levels, now)
+
+    def _decide(self, buckets: list[Bucket], levels: list[float], now: float) -> Verdict:
+        wait = max(((1.0 - t) / b.per_ms for b, t in zip(buckets, levels, strict=True) if t < 1.0), default=0.0)
+        if wait > 0:
+            for b, t in zip(buckets, levels, strict=True):
+                self._state[b.key] = (t, now)
+            i = min(range(len(buckets)), key=lambda j: levels[j])
+            return Verdict(False, math.ceil(wait), buckets[i], 0)
+        for b, t in zip(buckets, levels, strict=True):
+            self._state[b.key] = (t - 1.0, now)
+        i = min(range(len(buckets)), key=lambda j: levels[j] - 1.0)
+        return Verdict(True, 0, buckets[i], int(levels[i] - 1.0))
+
+    async def aclose(self) -> None:
+        return None
+
+
+_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = #KEYS
+local levels = {}
+local wait = 0
+for i = 1, n do
+  local cap = tonumber(ARGV[2 * i - 1])
+  local rate = tonumber(ARGV[2 * i])
+  local v = redis.call('HMGET', KEYS[i], 't', 'ts')
+  local tokens = tonumber(v[1])
+  local ts = tonumber(v[2])
+  if tokens == nil then tokens = cap; ts = now end
+  tokens = math.min(cap, tokens + math.max(0, now - ts) * rate)
+  levels[i] = tokens
+  if tokens < 1 then
+    local w = (1 - tokens) / rate
+    if w > wait then wait = w end
+  end
+end
+local allowed = 1
+if wait > 0 then allowed = 0 end
+local tightest = 1
+for i = 1, n do
+  if allowed == 1 then levels[i] = levels[i] - 1 end
+  local cap = tonumber(ARGV[2 * i - 1])
+  local rate = tonumber(ARGV[2 * i])
+  redis.call('HSET', KEYS[i], 't', tostring(levels[i]), 'ts', now)
+  redis.call('PEXPIRE', KEYS[i], math.ceil(cap / rate) + 1000)
+  if levels[i] < levels[tightest] then tightest = i end
+end
+return {allowed, math.ceil(wait), tightest - 1, math.floor(math.max(0, levels[tightest]))}
+"""
+
+
+class RedisRateLimiter:
+    def __init__(self, url: str, prefix: str = "ostiary:rl:") -> None:
+        import redis.asyncio as redis
+
+        self.redis = redis.Redis.from_url(url)
+        self.prefix = prefix
+        self.script = self.redis.register_script(_SCRIPT)
+
+    async def take(self, buckets: list[Bucket]) -> Verdict:
+        keys = [self.prefix + b.key for b in buckets]
+        args: list[float] = []
+        for b in buckets:
+            args += [b.capacity, b.per_ms]
+        allowed, wait, tightest, remaining = await self.script(keys=keys, args=args)
+        return Verdict(bool(allowed), int(wait), buckets[int(tightest)], int(remaining))
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()

@@ -1,0 +1,79 @@
+"""Rate limits that hold across replicas: three gateway processes sharing one Redis."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+
+from tests.support import gateway
+
+HELLO = [{"role": "user", "content": "Hello"}]
+
+
+def test_three_replicas_admit_the_limit_within_one_percent(tmp_path: Path) -> None:
+    route = f"limited-{secrets.token_hex(4)}"  # fresh counters in the shared Redis
+    rpm = 300  # a burst of 300, then 5 a second
+    with ExitStack() as stack:
+        urls = []
+        for i in range(3):
+            cfg = tmp_path / f"r{i}.yaml"
+            cfg.write_text(f"server: {{data_dir: {tmp_path / f'data{i}'}}}\nredis_url: redis://127.0.0.1:6379/0\n"
+                           f"limits: {{route: {{rpm: {rpm}}}}}\nroutes:\n"
+                           f"  - name: {route}\n    deployments: [{{provider: mock, model: m}}]\n")
+            url, _ = stack.enter_context(gateway(cfg))
+            urls.append(url)
+
+        ok, refused, samples = [0], [0], {}
+        lock = threading.Lock()
+        t0 = time.monotonic()
+
+        def drive(n: int) -> None:
+            with httpx.Client(timeout=10) as c:
+                while time.monotonic() - t0 < 1.5:
+                    r = c.post(f"{urls[n % 3]}/v1/chat/completions", json={"model": route, "messages": HELLO})
+                    with lock:
+                        if r.status_code == 200:
+                            ok[0] += 1
+                            samples.setdefault(200, r)
+                        else:
+                            assert r.status_code == 429, r.text
+                            refused[0] += 1
+                            samples.setdefault(429, r)
+                    n += 1
+
+        threads = [threading.Thread(target=drive, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - t0
+
+    expected = rpm + rpm / 60 * elapsed
+    assert refused[0] > 0, "the load never reached the limit: the test proves nothing"
+    assert abs(ok[0] - expected) <= 0.01 * expected, (ok[0], expected)
+    r200, r429 = samples[200], samples[429]
+    assert r200.headers["x-ratelimit-limit-requests"] == str(rpm)
+    assert int(r200.headers["x-ratelimit-remaining-requests"]) >= 0
+    assert int(r429.headers["retry-after"]) >= 1 and r429.headers["x-ratelimit-remaining-requests"] == "0"
+    assert r429.json()["error"]["code"] == "rate_limit_exceeded" and route in r429.json()["error"]["message"]
+
+
+def test_limits_are_per_key(tmp_path: Path) -> None:
+    from tests.support import keys
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"server: {{data_dir: {tmp_path / 'data'}}}\nlimits: {{key: {{rpm: 3}}}}\n"
+                   "routes:\n  - name: mock-1\n    deployments: [{provider: mock, model: mock-1}]\n")
+    a, b = keys(cfg, "create", "--tenant", "t")["key"], keys(cfg, "create", "--tenant", "t")["key"]
+    with gateway(cfg) as (url, _):
+        def post(key: str) -> int:
+            return httpx.post(f"{url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                              json={"model": "mock-1", "messages": HELLO}).status_code
+
+        assert [post(a) for _ in range(4)] == [200, 200, 200, 429]
+        assert post(b) == 200  # another key has its own bucket

@@ -1,0 +1,43 @@
+"""Redis token buckets shared by several limiter instances (as by several replicas)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+
+from ostiary.limits.rate import Bucket, RedisRateLimiter
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+async def test_three_replicas_admit_exactly_the_limit() -> None:
+    prefix = f"test:{secrets.token_hex(4)}:"
+    replicas = [RedisRateLimiter(REDIS, prefix=prefix) for _ in range(3)]
+    bucket = [Bucket("route:shared", 600)]  # burst 600, then 10 a second
+    admitted = 0
+    t0 = time.monotonic()
+
+    async def hammer(lim: RedisRateLimiter) -> None:
+        nonlocal admitted
+        while time.monotonic() - t0 < 1.5:
+            verdicts = await asyncio.gather(*(lim.take(bucket) for _ in range(20)))
+            admitted += sum(v.allowed for v in verdicts)
+
+    await asyncio.gather(*(hammer(r) for r in replicas))
+    elapsed = time.monotonic() - t0
+    expected = 600 + 10 * elapsed
+    assert abs(admitted - expected) <= 0.01 * expected, (admitted, expected)
+    for r in replicas:
+        await r.aclose()
+
+
+async def test_a_refusal_says_when_to_retry_and_charges_nothing() -> None:
+    lim = RedisRateLimiter(REDIS, prefix=f"test:{secrets.token_hex(4)}:")
+    tight, loose = Bucket("key:k", 2), Bucket("tenant:t", 100)
+    assert [(await lim.take([tight, loose])).allowed for _ in range(3)] == [True, True, False]
+    refused = await lim.take([tight, loose])
+    assert not refused.allowed and 0 < refused.retry_after_ms <= 30_000 and refused.tightest == tight
+    v = await lim.take([loose])
+    assert v.allowed and v.remaining == 97
+    await lim.aclose()
