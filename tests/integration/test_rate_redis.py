@@ -14,7 +14,7 @@ REDIS = "redis://127.0.0.1:6379/0"
 async def test_three_replicas_admit_exactly_the_limit() -> None:
     prefix = f"test:{secrets.token_hex(4)}:"
     replicas = [RedisRateLimiter(REDIS, prefix=prefix) for _ in range(3)]
-    bucket = [Bucket("route:shared", 600)]  # burst 600, then 10 a second
+    bucket = [Bucket.per_minute("route:shared", 600)]  # burst 600, then 10 a second
     admitted = 0
     t0 = time.monotonic()
 
@@ -34,7 +34,7 @@ async def test_three_replicas_admit_exactly_the_limit() -> None:
 
 async def test_a_refusal_says_when_to_retry_and_charges_nothing() -> None:
     lim = RedisRateLimiter(REDIS, prefix=f"test:{secrets.token_hex(4)}:")
-    tight, loose = Bucket("key:k", 2), Bucket("tenant:t", 100)
+    tight, loose = Bucket.per_minute("key:k", 2), Bucket.per_minute("tenant:t", 100)
     assert [(await lim.take([tight, loose])).allowed for _ in range(3)] == [True, True, False]
     refused = await lim.take([tight, loose])
     assert not refused.allowed and 0 < refused.retry_after_ms <= 30_000 and refused.tightest == tight

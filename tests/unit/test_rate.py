@@ -17,7 +17,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 async def test_burst_then_refill(clock: list[float]) -> None:
     lim = MemoryRateLimiter()
-    b = [Bucket("route:m", 60)]  # 60 per minute: one a second
+    b = [Bucket.per_minute("route:m", 60)]  # 60 per minute: one a second
     verdicts = [await lim.take(b) for _ in range(61)]
     assert sum(v.allowed for v in verdicts) == 60
     assert verdicts[59].remaining == 0 and not verdicts[60].allowed and verdicts[60].retry_after_ms == 1000
@@ -27,7 +27,7 @@ async def test_burst_then_refill(clock: list[float]) -> None:
 
 async def test_all_or_nothing_across_buckets(clock: list[float]) -> None:
     lim = MemoryRateLimiter()
-    tight, loose = Bucket("key:k", 2), Bucket("tenant:t", 100)
+    tight, loose = Bucket.per_minute("key:k", 2), Bucket.per_minute("tenant:t", 100)
     assert [(await lim.take([tight, loose])).allowed for _ in range(3)] == [True, True, False]
     v = await lim.take([loose])
     assert v.allowed and v.remaining == 97  # the refused request took nothing from the loose bucket

@@ -144,6 +144,13 @@ class Rate(Strict):
     rpm: int = Field(ge=1, description="requests per minute; a burst of up to rpm, refilled continuously")
 
 
+class Loop(Strict):
+    """Runaway-loop protection: one caller sending the same prompt over and over."""
+
+    max_repeats: int = Field(ge=1, description="identical prompts from one principal allowed per window")
+    window_seconds: float = Field(60.0, gt=0)
+
+
 class Limits(Strict):
     """Request-rate limits, each counted per principal key, user, tenant or route."""
 
@@ -151,6 +158,7 @@ class Limits(Strict):
     user: Rate | None = None
     tenant: Rate | None = None
     route: Rate | None = None
+    loop: Loop | None = None
 
 
 class Config(Strict):

@@ -18,12 +18,17 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
-    key: str  # e.g. "key:ost-abc", "tenant:acme", "route:gpt-4o"
-    capacity: int  # the rpm
+    key: str  # e.g. "key:ost-abc", "tenant:acme", "route:gpt-4o", "loop:ost-abc:<prompt hash>"
+    capacity: int  # the burst
+    per_ms: float  # the refill, tokens per millisecond
 
-    @property
-    def per_ms(self) -> float:
-        return self.capacity / 60_000.0
+    @classmethod
+    def per_minute(cls, key: str, rpm: int) -> Bucket:
+        return cls(key, rpm, rpm / 60_000.0)
+
+    @classmethod
+    def per_window(cls, key: str, count: int, seconds: float) -> Bucket:
+        return cls(key, count, count / (seconds * 1000.0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,71 @@
+"""The limits stage in-process: which buckets apply, refusals, headers, runaway-loop detection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ostiary.config.schema import Limits, Loop, Rate
+from ostiary.errors import GatewayError, RateLimited
+from ostiary.identity.principal import ANONYMOUS, Principal
+from ostiary.limits.rate import MemoryRateLimiter
+from ostiary.limits.stage import RateLimit
+from ostiary.pipeline.call import Call
+
+ALICE = Principal(kind="key", subject="ost-alice", tenant="acme", user="alice", role="developer",
+                  scopes=frozenset({"chat"}), models=None, clearance="internal")
+
+
+def call(principal: Principal = ALICE, text: str = "Hello", model: str = "m") -> Call:
+    c = Call(id="r", api="openai.chat", body={"model": model, "messages": [{"role": "user", "content": text}]},
+             model=model, stream=False, config_version="v")
+    c.principal = principal
+    return c
+
+
+async def _next(c: Call) -> None:
+    c.result = {"ok": True}
+
+
+async def test_buckets_for_every_configured_scope() -> None:
+    stage = RateLimit(Limits(key=Rate(rpm=10), user=Rate(rpm=20), tenant=Rate(rpm=30), route=Rate(rpm=40)),
+                      MemoryRateLimiter())
+    keys = [b.key for b in stage.buckets(call())]
+    assert keys == ["key:ost-alice", "user:acme/alice", "tenant:acme", "route:m"]
+    assert [b.key for b in stage.buckets(call(ANONYMOUS))] == ["key:anonymous", "tenant:default", "route:m"]
+
+
+async def test_refusal_is_a_429_with_headers_and_admission_sets_them() -> None:
+    stage = RateLimit(Limits(tenant=Rate(rpm=2)), MemoryRateLimiter())
+    first = call()
+    await stage(first, _next)
+    assert dict(first.response_headers)[b"x-ratelimit-remaining-requests"] == b"1"
+    await stage(call(), _next)
+    with pytest.raises(RateLimited) as e:
+        await stage(call(), _next)
+    assert e.value.headers["retry-after"] == "30" and "tenant 'acme'" in e.value.message
+
+
+async def test_runaway_loop_is_refused_with_its_own_code() -> None:
+    stage = RateLimit(Limits(loop=Loop(max_repeats=3, window_seconds=60)), MemoryRateLimiter())
+    for _ in range(3):
+        await stage(call(text="same"), _next)
+    with pytest.raises(RateLimited) as e:
+        await stage(call(text="same"), _next)
+    assert e.value.code == "runaway_loop_detected" and "runaway loop" in e.value.message
+    await stage(call(text="different"), _next)  # another prompt is fine
+    await stage(call(ANONYMOUS, text="same"), _next)  # and so is another principal
+
+
+async def test_a_broken_counter_store_refuses_with_503() -> None:
+    class Down:
+        async def take(self, buckets: Any) -> Any:
+            raise ConnectionError("redis is down")
+
+        async def aclose(self) -> None:
+            pass
+
+    with pytest.raises(GatewayError) as e:
+        await RateLimit(Limits(route=Rate(rpm=5)), Down())(call(), _next)
+    assert e.value.status == 503 and e.value.code == "limiter_unavailable"
