@@ -84,6 +84,9 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--conc", default="1,16,64")
     ap.add_argument("--auth", action="store_true", help="issue an API key and send it (identity stage on)")
+    ap.add_argument("--limits", choices=["off", "memory", "redis"], default="off",
+                    help="rate limits per key, tenant and route (high enough never to refuse), counted in "
+                         "memory or in Redis at 127.0.0.1:6379")
     args = ap.parse_args()
     concs = [int(c) for c in args.conc.split(",")]
     atexit.register(_cleanup)
@@ -96,7 +99,12 @@ def main() -> int:
                cwd=CWD)
     UPSTREAM_PIDS.append(up.pid)
     cfg = tmp / "ostiary.yaml"
-    cfg.write_text(f"server: {{data_dir: {tmp / 'data'}}}\nroutes:\n  - name: bench\n    deployments:\n"
+    limits = ""
+    if args.limits != "off":
+        limits = "limits: {key: {rpm: 100000000}, tenant: {rpm: 100000000}, route: {rpm: 100000000}}\n"
+        if args.limits == "redis":
+            limits += "redis_url: redis://127.0.0.1:6379/0\n"
+    cfg.write_text(f"server: {{data_dir: {tmp / 'data'}}}\n{limits}routes:\n  - name: bench\n    deployments:\n"
                    f"      - {{provider: openai, model: bench-up, api_base: 'http://127.0.0.1:{up_port}/v1'}}\n")
     gw_headers = {}
     if args.auth:
@@ -138,6 +146,7 @@ def main() -> int:
         print(f"| {r['mode']} | {r['conc']} | {d['rps']:,.0f} | {d['p50']:.3f} | {g['rps']:,.0f} | {g['p50']:.3f} "
               f"| {g['p99']:.3f} | +{r['added_p50']:.3f} | {g['cpu']:.0f} | {g['errors']} |")
     print(f"\nidentity: {'an API key on every request' if args.auth else 'no keys (anonymous loopback, through the identity stage)'}; "
+          f"rate limits: {args.limits}; "
           f"gateway peak RSS (VmHWM): {rss:.0f} MB; medians of {args.reps} x {args.duration}s runs; "
           f"gateway pinned to CPU {GATEWAY_CPU}, mock upstream and wrk to CPU {UPSTREAM_CPU}")
     out = Path(__file__).resolve().parent / "results"
