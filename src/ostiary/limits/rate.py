@@ -147,7 +147,7 @@ class RedisRateLimiter:
                     args += [b.capacity, b.per_ms]
                 await self.script(keys=[self.prefix + b.key for b in buckets], args=args, client=pipe)
             results = await pipe.execute()
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - every waiting request gets the failure (-> 503)
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(e)
