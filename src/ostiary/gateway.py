@@ -17,6 +17,7 @@ import orjson
 
 from ostiary.admin.api import AdminAPI
 from ostiary.config.load import ConfigError, LoadedConfig, load_default, load_file
+from ostiary.identity.authorize import Authorize
 from ostiary.identity.keys import KeyIndex, KeyService, key_secret
 from ostiary.identity.stage import Identify
 from ostiary.identity.tokens import TokenVerifier
@@ -86,7 +87,9 @@ class Gateway:
     def _build(self, loaded: LoadedConfig) -> Runtime:
         router = Router(loaded.config, self.health, self.providers)
         identify = Identify(self.keys, TokenVerifier(loaded.config.identity.issuers, self.pool))
-        stages: list[Stage] = [identify, RateLimit(loaded.config.limits, self.limiter)]
+        authorize = Authorize.from_config(loaded.config.authorization, router.routes, loaded.version)
+        stages: list[Stage] = [identify, *([authorize] if authorize else []),
+                               RateLimit(loaded.config.limits, self.limiter)]
         # guardrails and audit join here
         models = {"object": "list", "data": [model_card(r.name) for r in loaded.config.routes]}
         return Runtime(loaded, router, identify, compose(stages, router), loaded.version.encode(),

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import SecretStr, ValidationError
 
-from ostiary.config.schema import Config
+from ostiary.config.schema import Authorization, Config
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -86,6 +86,7 @@ def parse(raw: bytes, *, source: str, base_dir: Path | None = None) -> LoadedCon
         raise ConfigError(source, problems) from None
     problems.extend(_check_references(config))
     config = _read_key_files(config, base_dir or Path.cwd(), problems)
+    config = _read_policies_file(config, base_dir or Path.cwd(), problems)
     if problems:
         raise ConfigError(source, problems)
     return LoadedConfig(config=config, version=version_of(raw), source=source)
@@ -164,3 +165,23 @@ def _read_key_files(config: Config, base: Path, problems: list[str]) -> Config:
             deps.append(d)
         routes.append(r.model_copy(update={"deployments": deps}))
     return config.model_copy(update={"routes": routes})
+
+
+def _read_policies_file(config: Config, base: Path, problems: list[str]) -> Config:
+    """Load `authorization.policies_file` into `policies`, so a bad file refuses the config."""
+    path = config.authorization.policies_file
+    if path is None:
+        return config
+    path = path if path.is_absolute() else base / path
+    try:
+        text = path.read_text()
+    except OSError as e:
+        problems.append(f"authorization.policies_file: cannot read {path}: {e.strerror}")
+        return config
+    try:
+        auth = Authorization(policies=text)
+    except ValidationError as e:
+        problems.extend(f"authorization.policies_file: {_msg(err)}" for err in e.errors())
+        return config
+    return config.model_copy(update={"authorization": auth})
+

@@ -82,6 +82,7 @@ class Deployment(Strict):
 
 class Route(Strict):
     name: str = Field(min_length=1, description="the model name clients send")
+    tags: dict[str, str] = Field(default_factory=dict, description="attributes authorization policies see")
     strategy: Strategy = "priority"
     deployments: list[Deployment] = Field(min_length=1)
     fallbacks: list[str] = Field(default_factory=list, description="other routes tried when all fail")
@@ -161,10 +162,37 @@ class Limits(Strict):
     loop: Loop | None = None
 
 
+class Authorization(Strict):
+    """Cedar policies deciding who may call which route. Unset: every authenticated caller may use
+    every route its key allows. Set: Cedar's default applies (deny unless a policy permits)."""
+
+    policies: str | None = None
+    policies_file: Path | None = None
+
+    @field_validator("policies")
+    @classmethod
+    def _parse(cls, v: str | None) -> str | None:
+        if v is not None:
+            import cedarpy
+
+            try:
+                cedarpy.PolicySet.from_str(v)
+            except ValueError as e:
+                raise ValueError(f"invalid Cedar policies: {e}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Authorization:
+        if self.policies is not None and self.policies_file is not None:
+            raise ValueError("set policies or policies_file, not both")
+        return self
+
+
 class Config(Strict):
     database_url: str | None = Field(None, description="PostgreSQL URL; unset: SQLite in server.data_dir")
     redis_url: str | None = Field(None, description="Redis URL: limits shared by every replica")
     limits: Limits = Limits()
+    authorization: Authorization = Authorization()
     identity: Identity = Identity()
     server: Server = Server()
     timeouts: Timeouts = Timeouts()
