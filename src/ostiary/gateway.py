@@ -88,8 +88,10 @@ class Gateway:
         router = Router(loaded.config, self.health, self.providers)
         identify = Identify(self.keys, TokenVerifier(loaded.config.identity.issuers, self.pool))
         authorize = Authorize.from_config(loaded.config.authorization, router.routes, loaded.version)
+        cfg = loaded.config
+        longest = max([cfg.timeouts.total, *(d.timeouts.total for r in cfg.routes for d in r.deployments if d.timeouts)])
         stages: list[Stage] = [identify, *([authorize] if authorize else []),
-                               RateLimit(loaded.config.limits, self.limiter)]
+                               RateLimit(cfg.limits, self.limiter, lease_seconds=longest + 60)]
         # guardrails and audit join here
         models = {"object": "list", "data": [model_card(r.name) for r in loaded.config.routes]}
         return Runtime(loaded, router, identify, compose(stages, router), loaded.version.encode(),

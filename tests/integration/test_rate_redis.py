@@ -6,7 +6,7 @@ import asyncio
 import secrets
 import time
 
-from ostiary.limits.rate import Bucket, RedisRateLimiter
+from ostiary.limits.rate import Bucket, RedisRateLimiter, Slot
 
 REDIS = "redis://127.0.0.1:6379/0"
 
@@ -41,3 +41,22 @@ async def test_a_refusal_says_when_to_retry_and_charges_nothing() -> None:
     v = await lim.take([loose])
     assert v.allowed and v.remaining == 97
     await lim.aclose()
+
+
+async def test_concurrency_slots_across_replicas_and_lease_expiry() -> None:
+    prefix = f"test:{secrets.token_hex(4)}:"
+    a, b = RedisRateLimiter(REDIS, prefix=prefix), RedisRateLimiter(REDIS, prefix=prefix)
+    slot = [Slot("inflight:key:k", 2)]
+    assert await a.acquire(slot, "r1", 60_000) is None
+    assert await b.acquire(slot, "r2", 60_000) is None
+    assert await a.acquire(slot, "r3", 60_000) == slot[0]  # full, whichever replica asks
+    await b.release(slot, "r2")
+    assert await a.acquire(slot, "r3", 60_000) is None
+    # A replica that dies without releasing: its lease runs out.
+    lease = [Slot("inflight:key:crash", 1)]
+    assert await a.acquire(lease, "lost", 200) is None
+    assert await b.acquire(lease, "next", 200) == lease[0]
+    await asyncio.sleep(0.3)
+    assert await b.acquire(lease, "next", 200) is None
+    await a.aclose()
+    await b.aclose()

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ostiary.config.schema import Limits, Loop, Rate
+from ostiary.config.schema import Limits, Loop, Quota
 from ostiary.errors import GatewayError, RateLimited
 from ostiary.identity.principal import ANONYMOUS, Principal
 from ostiary.limits.rate import MemoryRateLimiter
@@ -29,7 +29,7 @@ async def _next(c: Call) -> None:
 
 
 async def test_buckets_for_every_configured_scope() -> None:
-    stage = RateLimit(Limits(key=Rate(rpm=10), user=Rate(rpm=20), tenant=Rate(rpm=30), route=Rate(rpm=40)),
+    stage = RateLimit(Limits(key=Quota(rpm=10), user=Quota(rpm=20), tenant=Quota(rpm=30), route=Quota(rpm=40)),
                       MemoryRateLimiter())
     keys = [b.key for b in stage.buckets(call())]
     assert keys == ["key:ost-alice", "user:acme/alice", "tenant:acme", "route:m"]
@@ -37,7 +37,7 @@ async def test_buckets_for_every_configured_scope() -> None:
 
 
 async def test_refusal_is_a_429_with_headers_and_admission_sets_them() -> None:
-    stage = RateLimit(Limits(tenant=Rate(rpm=2)), MemoryRateLimiter())
+    stage = RateLimit(Limits(tenant=Quota(rpm=2)), MemoryRateLimiter())
     first = call()
     await stage(first, _next)
     assert dict(first.response_headers)[b"x-ratelimit-remaining-requests"] == b"1"
@@ -67,5 +67,46 @@ async def test_a_broken_counter_store_refuses_with_503() -> None:
             pass
 
     with pytest.raises(GatewayError) as e:
-        await RateLimit(Limits(route=Rate(rpm=5)), Down())(call(), _next)
+        await RateLimit(Limits(route=Quota(rpm=5)), Down())(call(), _next)
     assert e.value.status == 503 and e.value.code == "limiter_unavailable"
+
+
+async def test_concurrency_slots_are_held_until_the_answer_and_the_stream_end() -> None:
+    limiter = MemoryRateLimiter()
+    stage = RateLimit(Limits(key=Quota(concurrent=1)), limiter)
+    inside: list[int] = []
+
+    async def slow(c: Call) -> None:
+        with pytest.raises(RateLimited) as e:  # a second request while the first is in flight
+            await stage(call(), _next)
+        assert e.value.code == "concurrency_limit_exceeded"
+        inside.append(1)
+
+    await stage(call(), slow)
+    assert inside == [1]
+    await stage(call(), _next)  # the slot came back when the first answer ended
+
+    async def stream(c: Call) -> None:
+        async def batches() -> Any:
+            yield [{"choices": []}]
+
+        c.result = batches()
+
+    s = call()
+    s.stream = True
+    await stage(s, stream)
+    with pytest.raises(RateLimited):  # the stream has not been read yet: the slot is still held
+        await stage(call(), _next)
+    assert [b async for b in s.result] == [[{"choices": []}]]  # type: ignore[union-attr]
+    await stage(call(), _next)  # read to the end: released
+
+
+async def test_a_failing_call_releases_its_slot() -> None:
+    stage = RateLimit(Limits(tenant=Quota(concurrent=1)), MemoryRateLimiter())
+
+    async def boom(c: Call) -> None:
+        raise GatewayError("upstream down", status=502)
+
+    with pytest.raises(GatewayError):
+        await stage(call(), boom)
+    await stage(call(), _next)

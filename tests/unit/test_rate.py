@@ -32,3 +32,14 @@ async def test_all_or_nothing_across_buckets(clock: list[float]) -> None:
     v = await lim.take([loose])
     assert v.allowed and v.remaining == 97  # the refused request took nothing from the loose bucket
     assert (await lim.take([tight, loose])).tightest == tight
+
+
+async def test_refilled_buckets_are_forgotten(clock: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
+    lim = MemoryRateLimiter()
+    monkeypatch.setattr(MemoryRateLimiter, "SWEEP_EVERY", 10)
+    for i in range(9):  # nine one-off prompts, as loop-detection buckets are
+        await lim.take([Bucket.per_window(f"loop:{i}", 5, 60)])
+    assert len(lim._state) == 9
+    clock[0] += 61  # all refilled
+    await lim.take([Bucket.per_minute("route:m", 60)])  # the 10th take sweeps
+    assert set(lim._state) == {"route:m"}

@@ -141,8 +141,15 @@ class Identity(Strict):
     issuers: list[Issuer] = Field(default_factory=list)
 
 
-class Rate(Strict):
-    rpm: int = Field(ge=1, description="requests per minute; a burst of up to rpm, refilled continuously")
+class Quota(Strict):
+    rpm: int | None = Field(None, ge=1, description="requests per minute; a burst of up to rpm, refilled continuously")
+    concurrent: int | None = Field(None, ge=1, description="requests in flight at once")
+
+    @model_validator(mode="after")
+    def _something(self) -> Quota:
+        if self.rpm is None and self.concurrent is None:
+            raise ValueError("set rpm, concurrent or both")
+        return self
 
 
 class Loop(Strict):
@@ -155,10 +162,10 @@ class Loop(Strict):
 class Limits(Strict):
     """Request-rate limits, each counted per principal key, user, tenant or route."""
 
-    key: Rate | None = None
-    user: Rate | None = None
-    tenant: Rate | None = None
-    route: Rate | None = None
+    key: Quota | None = None
+    user: Quota | None = None
+    tenant: Quota | None = None
+    route: Quota | None = None
     loop: Loop | None = None
 
 

@@ -1,11 +1,16 @@
-"""Request-rate limits as token buckets: exact on one node (in memory) and across replicas (Redis).
+"""Request limits, exact on one node (in memory) and across replicas (Redis).
 
-A bucket holds up to `rpm` tokens and refills at rpm/60 per second; a request takes one token from
-every bucket that applies to it (its key, user, tenant, route), all or nothing. Over any interval T
-a bucket admits at most rpm + rpm*T/60 requests, which is what the multi-replica test checks.
+Rates are token buckets: a bucket holds up to `rpm` tokens and refills at rpm/60 per second; a
+request takes one token from every bucket that applies to it (its key, user, tenant, route), all
+or nothing. Over any interval T a bucket admits at most rpm + rpm*T/60 requests, which is what the
+multi-replica test checks.
 
-With Redis, one Lua script checks and takes every bucket of a request atomically, on the Redis
-clock, so replicas with skewed clocks still share one exact budget.
+Concurrency limits are slots: a request holds one slot of every scope that applies until it ends.
+In Redis a slot is a lease (a sorted-set member with an expiry), so the slots of a replica that
+dies are freed when its leases run out instead of leaking.
+
+With Redis, each check is one Lua script, atomic and on the Redis clock, so replicas with skewed
+clocks share one exact count.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,12 @@ class Bucket:
 
 
 @dataclass(frozen=True, slots=True)
+class Slot:
+    key: str  # e.g. "key:ost-abc"
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     allowed: bool
     retry_after_ms: int  # when refused: until the scarcest bucket has a token again
@@ -43,17 +54,52 @@ class Verdict:
 class RateLimiter(Protocol):
     async def take(self, buckets: list[Bucket]) -> Verdict: ...
 
+    async def acquire(self, slots: list[Slot], holder: str, ttl_ms: int) -> Slot | None:
+        """Hold one slot of each, all or nothing; None on success, else the full one."""
+
+    async def release(self, slots: list[Slot], holder: str) -> None: ...
+
     async def aclose(self) -> None: ...
 
 
 class MemoryRateLimiter:
     """One node: exact, no I/O. State: bucket key -> (tokens, last refill in ms)."""
 
+    SWEEP_EVERY = 10_000  # takes between two sweeps of refilled buckets (prompt-hash buckets come and go)
+
     def __init__(self) -> None:
         self._state: dict[str, tuple[float, float]] = {}
+        self._full_at: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+        self._takes = 0
+
+    async def acquire(self, slots: list[Slot], holder: str, ttl_ms: int) -> Slot | None:
+        for s in slots:
+            if self._held.get(s.key, 0) >= s.limit:
+                return s
+        for s in slots:
+            self._held[s.key] = self._held.get(s.key, 0) + 1
+        return None
+
+    async def release(self, slots: list[Slot], holder: str) -> None:
+        for s in slots:
+            left = self._held.get(s.key, 0) - 1
+            if left > 0:
+                self._held[s.key] = left
+            else:
+                self._held.pop(s.key, None)
+
+    def _sweep(self, now: float) -> None:
+        # A bucket that has refilled is the same as no bucket: forget it.
+        for k in [k for k, at in self._full_at.items() if at <= now]:
+            del self._full_at[k]
+            self._state.pop(k, None)
 
     async def take(self, buckets: list[Bucket]) -> Verdict:
         now = time.monotonic() * 1000.0
+        self._takes += 1
+        if self._takes % self.SWEEP_EVERY == 0:
+            self._sweep(now)
         levels = []
         for b in buckets:
             tokens, ts = self._state.get(b.key, (float(b.capacity), now))
@@ -62,19 +108,40 @@ class MemoryRateLimiter:
 
     def _decide(self, buckets: list[Bucket], levels: list[float], now: float) -> Verdict:
         wait = max(((1.0 - t) / b.per_ms for b, t in zip(buckets, levels, strict=True) if t < 1.0), default=0.0)
+        taken = 0.0 if wait > 0 else 1.0
+        for b, t in zip(buckets, levels, strict=True):
+            self._state[b.key] = (t - taken, now)
+            self._full_at[b.key] = now + (b.capacity - (t - taken)) / b.per_ms
         if wait > 0:
-            for b, t in zip(buckets, levels, strict=True):
-                self._state[b.key] = (t, now)
             i = min(range(len(buckets)), key=lambda j: levels[j])
             return Verdict(False, math.ceil(wait), buckets[i], 0)
-        for b, t in zip(buckets, levels, strict=True):
-            self._state[b.key] = (t - 1.0, now)
         i = min(range(len(buckets)), key=lambda j: levels[j] - 1.0)
         return Verdict(True, 0, buckets[i], int(levels[i] - 1.0))
 
     async def aclose(self) -> None:
         return None
 
+
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local holder = ARGV[1]
+local ttl = tonumber(ARGV[2])
+for i = 1, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[2 + i]) then return i end
+end
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], now + ttl, holder)
+  redis.call('PEXPIRE', KEYS[i], ttl)
+end
+return 0
+"""
+
+_RELEASE = """
+for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+return 0
+"""
 
 _SCRIPT = """
 local t = redis.call('TIME')
@@ -112,25 +179,41 @@ return {allowed, math.ceil(wait), tightest - 1, math.floor(math.max(0, levels[ti
 
 
 class RedisRateLimiter:
-    """Buckets in Redis. The takes of all requests that arrive in one event-loop turn go out in one
-    pipeline (one round trip, one connection checkout); each script still runs atomically on its
-    own, so batching changes the cost, not the counting."""
+    """Buckets and slots in Redis. The calls of all requests that arrive in one event-loop turn go
+    out in one pipeline (one round trip, one connection checkout); each script still runs atomically
+    on its own, so batching changes the cost, not the counting."""
 
     def __init__(self, url: str, prefix: str = "ostiary:rl:") -> None:
         import redis.asyncio as redis
 
         self.redis = redis.Redis.from_url(url)
         self.prefix = prefix
-        self.script = self.redis.register_script(_SCRIPT)
-        self._pending: list[tuple[list[Bucket], asyncio.Future[Verdict]]] = []
+        self._take = self.redis.register_script(_SCRIPT)
+        self._acquire = self.redis.register_script(_ACQUIRE)
+        self._release = self.redis.register_script(_RELEASE)
+        self._pending: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]] = []
         self._flushing: set[asyncio.Task[None]] = set()
 
     async def take(self, buckets: list[Bucket]) -> Verdict:
+        args: list[Any] = []
+        for b in buckets:
+            args += [b.capacity, b.per_ms]
+        allowed, wait, tightest, remaining = await self._run(self._take, [b.key for b in buckets], args)
+        return Verdict(bool(allowed), int(wait), buckets[int(tightest)], int(remaining))
+
+    async def acquire(self, slots: list[Slot], holder: str, ttl_ms: int) -> Slot | None:
+        full = int(await self._run(self._acquire, [s.key for s in slots], [holder, ttl_ms, *(s.limit for s in slots)]))
+        return None if full == 0 else slots[full - 1]
+
+    async def release(self, slots: list[Slot], holder: str) -> None:
+        await self._run(self._release, [s.key for s in slots], [holder])
+
+    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Verdict] = loop.create_future()
-        self._pending.append((buckets, fut))
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((script, [self.prefix + k for k in keys], args, fut))
         if len(self._pending) == 1:
-            # The first take of this turn schedules the flush; later ones in the turn ride along.
+            # The first call of this turn schedules the flush; later ones in the turn ride along.
             task = loop.create_task(self._flush())
             self._flushing.add(task)
             task.add_done_callback(self._flushing.discard)
@@ -141,20 +224,17 @@ class RedisRateLimiter:
         batch, self._pending = self._pending, []
         try:
             pipe = self.redis.pipeline(transaction=False)
-            for buckets, _ in batch:
-                args: list[float] = []
-                for b in buckets:
-                    args += [b.capacity, b.per_ms]
-                await self.script(keys=[self.prefix + b.key for b in buckets], args=args, client=pipe)
+            for script, keys, args, _ in batch:
+                await script(keys=keys, args=args, client=pipe)
             results = await pipe.execute()
         except Exception as e:  # noqa: BLE001 - every waiting request gets the failure (-> 503)
-            for _, fut in batch:
+            for *_, fut in batch:
                 if not fut.done():
                     fut.set_exception(e)
             return
-        for (buckets, fut), (allowed, wait, tightest, remaining) in zip(batch, results, strict=True):
+        for (*_, fut), result in zip(batch, results, strict=True):
             if not fut.done():
-                fut.set_result(Verdict(bool(allowed), int(wait), buckets[int(tightest)], int(remaining)))
+                fut.set_result(result)
 
     async def aclose(self) -> None:
         await self.redis.aclose()

@@ -1,4 +1,6 @@
-"""The limits stage: take one token from every rate bucket that applies to the call, or refuse it.
+"""The limits stage: hold a concurrency slot and take a rate token for every scope that applies
+(key, user, tenant, route), or refuse the call. Slots are released when the answer (or the stream)
+ends.
 
 Answers carry the OpenAI-style `x-ratelimit-*-requests` headers of the tightest bucket; a refusal
 is a 429 with `Retry-After`. If the shared counter store (Redis) cannot be reached the call is
@@ -10,67 +12,121 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 import orjson
 
-from ostiary.config.schema import Limits
+from ostiary.config.schema import Limits, Quota
 from ostiary.errors import GatewayError, RateLimited
-from ostiary.limits.rate import Bucket, RateLimiter, Verdict
+from ostiary.limits.rate import Bucket, RateLimiter, Slot, Verdict
 from ostiary.pipeline.call import Call
 from ostiary.pipeline.stage import Handler
 
 log = logging.getLogger("ostiary.limits")
+T = TypeVar("T")
 
 
 class RateLimit:
     name = "limits"
 
-    def __init__(self, limits: Limits, limiter: RateLimiter) -> None:
+    def __init__(self, limits: Limits, limiter: RateLimiter, lease_seconds: float = 660.0) -> None:
         self.limits = limits
         self.limiter = limiter
+        # A concurrency slot outlives no request: a replica that dies frees its slots after this.
+        self.lease_ms = int(lease_seconds * 1000)
 
-    def buckets(self, call: Call) -> list[Bucket]:
+    def _scopes(self, call: Call) -> list[tuple[str, Quota]]:
         p, lim = call.principal, self.limits
         out = []
         if lim.key is not None:
-            out.append(Bucket.per_minute(f"key:{p.subject}", lim.key.rpm))
+            out.append((f"key:{p.subject}", lim.key))
         if lim.user is not None and p.user:
-            out.append(Bucket.per_minute(f"user:{p.tenant}/{p.user}", lim.user.rpm))
+            out.append((f"user:{p.tenant}/{p.user}", lim.user))
         if lim.tenant is not None:
-            out.append(Bucket.per_minute(f"tenant:{p.tenant}", lim.tenant.rpm))
+            out.append((f"tenant:{p.tenant}", lim.tenant))
         if lim.route is not None:
-            out.append(Bucket.per_minute(f"route:{call.model}", lim.route.rpm))
-        if lim.loop is not None:
+            out.append((f"route:{call.model}", lim.route))
+        return out
+
+    def buckets(self, call: Call) -> list[Bucket]:
+        out = [Bucket.per_minute(key, q.rpm) for key, q in self._scopes(call) if q.rpm is not None]
+        loop = self.limits.loop
+        if loop is not None:
             # The same principal, the same route, the same input: a client stuck in a retry or agent loop.
             prompt = call.body.get("messages", call.body.get("input"))
             digest = hashlib.sha256(orjson.dumps([call.model, prompt], option=orjson.OPT_SORT_KEYS)).hexdigest()
-            out.append(Bucket.per_window(f"loop:{p.tenant}/{p.subject}:{digest[:32]}", lim.loop.max_repeats,
-                                         lim.loop.window_seconds))
+            out.append(Bucket.per_window(f"loop:{call.principal.tenant}/{call.principal.subject}:{digest[:32]}",
+                                         loop.max_repeats, loop.window_seconds))
         return out
 
+    def slots(self, call: Call) -> list[Slot]:
+        return [Slot(f"inflight:{key}", q.concurrent) for key, q in self._scopes(call) if q.concurrent is not None]
+
     async def __call__(self, call: Call, next: Handler) -> None:
-        buckets = self.buckets(call)
-        if buckets:
-            try:
-                verdict = await self.limiter.take(buckets)
-            except Exception:
-                log.exception("rate limiter unavailable")
-                raise GatewayError("The rate limiter cannot be reached; the request was not admitted.",
-                                   status=503, type="api_error", code="limiter_unavailable") from None
-            headers = _headers(verdict)
-            if not verdict.allowed:
-                wait = max(1, math.ceil(verdict.retry_after_ms / 1000))
-                assert verdict.tightest is not None
-                if verdict.tightest.key.startswith("loop:"):
-                    raise RateLimited(f"The same request was sent more than {verdict.tightest.capacity} times in "
-                                      f"{self.limits.loop.window_seconds:g}s; this looks like a runaway loop in "  # type: ignore[union-attr]
-                                      "the client. Change the request or wait.", code="runaway_loop_detected",
-                                      headers={"retry-after": str(wait)})
-                raise RateLimited(f"Rate limit of {verdict.tightest.capacity} requests per minute reached for "
-                                  f"{verdict.tightest.key.split(':', 1)[0]} {verdict.tightest.key.split(':', 1)[1]!r}; "
-                                  f"retry in {wait}s.", headers={"retry-after": str(wait), **headers})
-            call.response_headers += [(k.encode(), v.encode()) for k, v in headers.items()]
-        await next(call)
+        buckets, slots = self.buckets(call), self.slots(call)
+        if not buckets and not slots:
+            await next(call)
+            return
+        holder = f"{call.id}:{os.urandom(6).hex()}"  # request ids come from clients: make it unique
+        if slots:
+            full = await self._guard(self.limiter.acquire(slots, holder, self.lease_ms))
+            if full is not None:
+                kind, _, name = full.key.removeprefix("inflight:").partition(":")
+                raise RateLimited(f"{full.limit} requests are already in flight for {kind} {name!r}; retry when "
+                                  "one of them has finished.", code="concurrency_limit_exceeded",
+                                  headers={"retry-after": "1"})
+        try:
+            if buckets:
+                self._admit(call, await self._guard(self.limiter.take(buckets)))
+            await next(call)
+        except BaseException:
+            if slots:
+                await self._release(slots, holder)
+            raise
+        if slots:
+            if call.stream and call.result is not None and not isinstance(call.result, dict):
+                call.result = self._release_after(call.result, slots, holder)
+            else:
+                await self._release(slots, holder)
+
+    def _admit(self, call: Call, verdict: Verdict) -> None:
+        headers = _headers(verdict)
+        if not verdict.allowed:
+            wait = max(1, math.ceil(verdict.retry_after_ms / 1000))
+            assert verdict.tightest is not None
+            if verdict.tightest.key.startswith("loop:"):
+                raise RateLimited(f"The same request was sent more than {verdict.tightest.capacity} times in "
+                                  f"{self.limits.loop.window_seconds:g}s; this looks like a runaway loop in "  # type: ignore[union-attr]
+                                  "the client. Change the request or wait.", code="runaway_loop_detected",
+                                  headers={"retry-after": str(wait)})
+            kind, _, name = verdict.tightest.key.partition(":")
+            raise RateLimited(f"Rate limit of {verdict.tightest.capacity} requests per minute reached for "
+                              f"{kind} {name!r}; retry in {wait}s.", headers={"retry-after": str(wait), **headers})
+        call.response_headers += [(k.encode(), v.encode()) for k, v in headers.items()]
+
+    async def _guard(self, pending: Awaitable[T]) -> T:
+        try:
+            return await pending
+        except Exception:
+            log.exception("rate limiter unavailable")
+            raise GatewayError("The rate limiter cannot be reached; the request was not admitted.",
+                               status=503, type="api_error", code="limiter_unavailable") from None
+
+    async def _release(self, slots: list[Slot], holder: str) -> None:
+        try:
+            await self.limiter.release(slots, holder)
+        except Exception:  # the lease expiry frees it later; the answer must not fail for this
+            log.exception("could not release concurrency slots; they expire with their lease")
+
+    async def _release_after(self, batches: AsyncIterator[list[dict[str, Any]]], slots: list[Slot],
+                             holder: str) -> AsyncIterator[list[dict[str, Any]]]:
+        try:
+            async for batch in batches:
+                yield batch
+        finally:
+            await self._release(slots, holder)
 
 
 def _headers(v: Verdict) -> dict[str, str]:
