@@ -85,7 +85,8 @@ def main() -> int:
     ap.add_argument("--conc", default="1,16,64")
     ap.add_argument("--auth", action="store_true", help="issue an API key and send it (identity stage on)")
     ap.add_argument("--limits", choices=["off", "memory", "redis"], default="off",
-                    help="rate limits per key, tenant and route (high enough never to refuse), counted in "
+                    help="rpm limits per key, tenant and route and concurrency limits per key and tenant (high "
+                         "enough never to refuse), counted in "
                          "memory or in Redis at 127.0.0.1:6379")
     args = ap.parse_args()
     concs = [int(c) for c in args.conc.split(",")]
@@ -101,7 +102,8 @@ def main() -> int:
     cfg = tmp / "ostiary.yaml"
     limits = ""
     if args.limits != "off":
-        limits = "limits: {key: {rpm: 100000000}, tenant: {rpm: 100000000}, route: {rpm: 100000000}}\n"
+        limits = ("limits: {key: {rpm: 100000000, concurrent: 100000}, tenant: {rpm: 100000000, concurrent: 100000},"
+                  " route: {rpm: 100000000}}\n")
         if args.limits == "redis":
             limits += "redis_url: redis://127.0.0.1:6379/0\n"
     cfg.write_text(f"server: {{data_dir: {tmp / 'data'}}}\n{limits}routes:\n  - name: bench\n    deployments:\n"
