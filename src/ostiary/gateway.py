@@ -108,8 +108,11 @@ class Gateway:
             return False
         if loaded.version == self.runtime.version:
             return False
-        if loaded.config.server != self.runtime.config.server:
-            log.warning("server settings (host, port, data_dir, ...) changed: they take effect on restart")
+        old, new = self.runtime.config, loaded.config
+        if (new.server, new.database_url, new.redis_url, new.identity.key_secret) != (
+                old.server, old.database_url, old.redis_url, old.identity.key_secret):
+            log.warning("server settings, database_url, redis_url or identity.key_secret changed: "
+                        "they take effect on restart")
         self.health.configure(loaded.config.breaker)
         self.runtime = self._build(loaded)
         self.reloads += 1

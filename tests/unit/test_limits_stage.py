@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -84,7 +85,9 @@ async def test_concurrency_slots_are_held_until_the_answer_and_the_stream_end() 
 
     await stage(call(), slow)
     assert inside == [1]
-    await stage(call(), _next)  # the slot came back when the first answer ended
+    await asyncio.sleep(0)  # the slot is given back just after the answer
+    await stage(call(), _next)
+    await asyncio.sleep(0)
 
     async def stream(c: Call) -> None:
         async def batches() -> Any:
@@ -98,6 +101,7 @@ async def test_concurrency_slots_are_held_until_the_answer_and_the_stream_end() 
     with pytest.raises(RateLimited):  # the stream has not been read yet: the slot is still held
         await stage(call(), _next)
     assert [b async for b in s.result] == [[{"choices": []}]]  # type: ignore[union-attr]
+    await asyncio.sleep(0)
     await stage(call(), _next)  # read to the end: released
 
 
@@ -109,4 +113,5 @@ async def test_a_failing_call_releases_its_slot() -> None:
 
     with pytest.raises(GatewayError):
         await stage(call(), boom)
+    await asyncio.sleep(0)
     await stage(call(), _next)

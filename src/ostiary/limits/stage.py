@@ -9,6 +9,7 @@ refused with a 503: a limit that silently stops counting is not a limit.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -36,6 +37,7 @@ class RateLimit:
         self.limiter = limiter
         # A concurrency slot outlives no request: a replica that dies frees its slots after this.
         self.lease_ms = int(lease_seconds * 1000)
+        self._releasing: set[asyncio.Task[None]] = set()
 
     def _scopes(self, call: Call) -> list[tuple[str, Quota]]:
         p, lim = call.principal, self.limits
@@ -83,13 +85,13 @@ class RateLimit:
             await next(call)
         except BaseException:
             if slots:
-                await self._release(slots, holder)
+                self._release_soon(slots, holder)
             raise
         if slots:
             if call.stream and call.result is not None and not isinstance(call.result, dict):
                 call.result = self._release_after(call.result, slots, holder)
             else:
-                await self._release(slots, holder)
+                self._release_soon(slots, holder)
 
     def _admit(self, call: Call, verdict: Verdict) -> None:
         headers = _headers(verdict)
@@ -114,6 +116,12 @@ class RateLimit:
             raise GatewayError("The rate limiter cannot be reached; the request was not admitted.",
                                status=503, type="api_error", code="limiter_unavailable") from None
 
+    def _release_soon(self, slots: list[Slot], holder: str) -> None:
+        # Off the answer's path: the client need not wait for the slot to be given back.
+        task = asyncio.ensure_future(self._release(slots, holder))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
     async def _release(self, slots: list[Slot], holder: str) -> None:
         try:
             await self.limiter.release(slots, holder)
@@ -126,7 +134,7 @@ class RateLimit:
             async for batch in batches:
                 yield batch
         finally:
-            await self._release(slots, holder)
+            self._release_soon(slots, holder)
 
 
 def _headers(v: Verdict) -> dict[str, str]:
