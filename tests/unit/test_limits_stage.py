@@ -61,7 +61,7 @@ async def test_runaway_loop_is_refused_with_its_own_code() -> None:
 
 async def test_a_broken_counter_store_refuses_with_503() -> None:
     class Down:
-        async def take(self, buckets: Any) -> Any:
+        async def admit(self, *args: Any) -> Any:
             raise ConnectionError("redis is down")
 
         async def aclose(self) -> None:

@@ -49,9 +49,13 @@ class Verdict:
     retry_after_ms: int  # when refused: until the scarcest bucket has a token again
     tightest: Bucket | None  # the bucket with the fewest tokens left (for x-ratelimit-* headers)
     remaining: int  # tokens left in it
+    full: Slot | None = None  # when refused for concurrency: the slot with no room
 
 
 class RateLimiter(Protocol):
+    async def admit(self, buckets: list[Bucket], slots: list[Slot], holder: str, ttl_ms: int) -> Verdict:
+        """Hold one slot of each and take one token of each bucket, all or nothing, in one step."""
+
     async def take(self, buckets: list[Bucket]) -> Verdict: ...
 
     async def acquire(self, slots: list[Slot], holder: str, ttl_ms: int) -> Slot | None:
@@ -73,13 +77,18 @@ class MemoryRateLimiter:
         self._held: dict[str, int] = {}
         self._takes = 0
 
+    async def admit(self, buckets: list[Bucket], slots: list[Slot], holder: str, ttl_ms: int) -> Verdict:
+        full = next((s for s in slots if self._held.get(s.key, 0) >= s.limit), None)
+        if full is not None:
+            return Verdict(False, 1000, None, 0, full=full)
+        verdict = await self.take(buckets) if buckets else Verdict(True, 0, None, 0)
+        if verdict.allowed:
+            for s in slots:
+                self._held[s.key] = self._held.get(s.key, 0) + 1
+        return verdict
+
     async def acquire(self, slots: list[Slot], holder: str, ttl_ms: int) -> Slot | None:
-        for s in slots:
-            if self._held.get(s.key, 0) >= s.limit:
-                return s
-        for s in slots:
-            self._held[s.key] = self._held.get(s.key, 0) + 1
-        return None
+        return (await self.admit([], slots, holder, ttl_ms)).full
 
     async def release(self, slots: list[Slot], holder: str) -> None:
         for s in slots:
@@ -122,42 +131,38 @@ class MemoryRateLimiter:
         return None
 
 
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local holder = ARGV[1]
-local ttl = tonumber(ARGV[2])
-for i = 1, #KEYS do
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
-  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[2 + i]) then return i end
-end
-for i = 1, #KEYS do
-  redis.call('ZADD', KEYS[i], now + ttl, holder)
-  redis.call('PEXPIRE', KEYS[i], ttl)
-end
-return 0
-"""
-
 _RELEASE = """
 for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 return 0
 """
 
-_SCRIPT = """
+# Admit one request: every slot must have room and every bucket a token, or nothing is taken.
+# KEYS: the slots, then the buckets. ARGV: holder, lease ms, slot count, each slot's limit, then
+# each bucket's capacity and refill per ms. Returns {status, wait ms or full slot index, tightest
+# bucket index, tokens left in it}; status 1 admitted, 0 refused by a bucket, 2 a slot is full.
+_ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = #KEYS
+local holder = ARGV[1]
+local ttl = tonumber(ARGV[2])
+local ns = tonumber(ARGV[3])
+for i = 1, ns do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[3 + i]) then return {2, i - 1, 0, 0} end
+end
+local nb = #KEYS - ns
+local base = 3 + ns
 local levels = {}
 local wait = 0
-for i = 1, n do
-  local cap = tonumber(ARGV[2 * i - 1])
-  local rate = tonumber(ARGV[2 * i])
-  local v = redis.call('HMGET', KEYS[i], 't', 'ts')
+for j = 1, nb do
+  local cap = tonumber(ARGV[base + 2 * j - 1])
+  local rate = tonumber(ARGV[base + 2 * j])
+  local v = redis.call('HMGET', KEYS[ns + j], 't', 'ts')
   local tokens = tonumber(v[1])
   local ts = tonumber(v[2])
   if tokens == nil then tokens = cap; ts = now end
   tokens = math.min(cap, tokens + math.max(0, now - ts) * rate)
-  levels[i] = tokens
+  levels[j] = tokens
   if tokens < 1 then
     local w = (1 - tokens) / rate
     if w > wait then wait = w end
@@ -166,15 +171,22 @@ end
 local allowed = 1
 if wait > 0 then allowed = 0 end
 local tightest = 1
-for i = 1, n do
-  if allowed == 1 then levels[i] = levels[i] - 1 end
-  local cap = tonumber(ARGV[2 * i - 1])
-  local rate = tonumber(ARGV[2 * i])
-  redis.call('HSET', KEYS[i], 't', tostring(levels[i]), 'ts', now)
-  redis.call('PEXPIRE', KEYS[i], math.ceil(cap / rate) + 1000)
-  if levels[i] < levels[tightest] then tightest = i end
+for j = 1, nb do
+  if allowed == 1 then levels[j] = levels[j] - 1 end
+  local cap = tonumber(ARGV[base + 2 * j - 1])
+  local rate = tonumber(ARGV[base + 2 * j])
+  redis.call('HSET', KEYS[ns + j], 't', tostring(levels[j]), 'ts', now)
+  redis.call('PEXPIRE', KEYS[ns + j], math.ceil(cap / rate) + 1000)
+  if levels[j] < levels[tightest] then tightest = j end
 end
-return {allowed, math.ceil(wait), tightest - 1, math.floor(math.max(0, levels[tightest]))}
+if allowed == 0 then return {0, math.ceil(wait), tightest - 1, 0} end
+for i = 1, ns do
+  redis.call('ZADD', KEYS[i], now + ttl, holder)
+  redis.call('PEXPIRE', KEYS[i], ttl)
+end
+local left = 0
+if nb > 0 then left = math.floor(math.max(0, levels[tightest])) end
+return {1, 0, tightest - 1, left}
 """
 
 
@@ -188,22 +200,26 @@ class RedisRateLimiter:
 
         self.redis = redis.Redis.from_url(url)
         self.prefix = prefix
-        self._take = self.redis.register_script(_SCRIPT)
-        self._acquire = self.redis.register_script(_ACQUIRE)
+        self._admit = self.redis.register_script(_ADMIT)
         self._release = self.redis.register_script(_RELEASE)
         self._pending: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]] = []
         self._flushing: set[asyncio.Task[None]] = set()
 
-    async def take(self, buckets: list[Bucket]) -> Verdict:
-        args: list[Any] = []
+    async def admit(self, buckets: list[Bucket], slots: list[Slot], holder: str, ttl_ms: int) -> Verdict:
+        args: list[Any] = [holder, ttl_ms, len(slots), *(s.limit for s in slots)]
         for b in buckets:
             args += [b.capacity, b.per_ms]
-        allowed, wait, tightest, remaining = await self._run(self._take, [b.key for b in buckets], args)
-        return Verdict(bool(allowed), int(wait), buckets[int(tightest)], int(remaining))
+        keys = [s.key for s in slots] + [b.key for b in buckets]
+        status, wait, tightest, remaining = await self._run(self._admit, keys, args)
+        if status == 2:
+            return Verdict(False, 1000, None, 0, full=slots[int(wait)])
+        return Verdict(bool(status), int(wait), buckets[int(tightest)] if buckets else None, int(remaining))
+
+    async def take(self, buckets: list[Bucket]) -> Verdict:
+        return await self.admit(buckets, [], "", 0)
 
     async def acquire(self, slots: list[Slot], holder: str, ttl_ms: int) -> Slot | None:
-        full = int(await self._run(self._acquire, [s.key for s in slots], [holder, ttl_ms, *(s.limit for s in slots)]))
-        return None if full == 0 else slots[full - 1]
+        return (await self.admit([], slots, holder, ttl_ms)).full
 
     async def release(self, slots: list[Slot], holder: str) -> None:
         await self._run(self._release, [s.key for s in slots], [holder])

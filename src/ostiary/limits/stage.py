@@ -72,16 +72,14 @@ class RateLimit:
             await next(call)
             return
         holder = f"{call.id}:{os.urandom(6).hex()}"  # request ids come from clients: make it unique
-        if slots:
-            full = await self._guard(self.limiter.acquire(slots, holder, self.lease_ms))
-            if full is not None:
-                kind, _, name = full.key.removeprefix("inflight:").partition(":")
-                raise RateLimited(f"{full.limit} requests are already in flight for {kind} {name!r}; retry when "
-                                  "one of them has finished.", code="concurrency_limit_exceeded",
-                                  headers={"retry-after": "1"})
+        verdict = await self._guard(self.limiter.admit(buckets, slots, holder, self.lease_ms))
+        if verdict.full is not None:
+            kind, _, name = verdict.full.key.removeprefix("inflight:").partition(":")
+            raise RateLimited(f"{verdict.full.limit} requests are already in flight for {kind} {name!r}; retry "
+                              "when one of them has finished.", code="concurrency_limit_exceeded",
+                              headers={"retry-after": "1"})
+        self._admit(call, verdict)  # raises on a refused rate; then nothing was held
         try:
-            if buckets:
-                self._admit(call, await self._guard(self.limiter.take(buckets)))
             await next(call)
         except BaseException:
             if slots:
