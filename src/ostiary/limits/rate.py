@@ -16,10 +16,13 @@ clocks share one exact count.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+log = logging.getLogger("ostiary.limits")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +64,8 @@ class RateLimiter(Protocol):
     async def acquire(self, slots: list[Slot], holder: str, ttl_ms: int) -> Slot | None:
         """Hold one slot of each, all or nothing; None on success, else the full one."""
 
-    async def release(self, slots: list[Slot], holder: str) -> None: ...
+    def release(self, slots: list[Slot], holder: str) -> None:
+        """Give the slots back; returns at once."""
 
     async def aclose(self) -> None: ...
 
@@ -90,7 +94,7 @@ class MemoryRateLimiter:
     async def acquire(self, slots: list[Slot], holder: str, ttl_ms: int) -> Slot | None:
         return (await self.admit([], slots, holder, ttl_ms)).full
 
-    async def release(self, slots: list[Slot], holder: str) -> None:
+    def release(self, slots: list[Slot], holder: str) -> None:
         for s in slots:
             left = self._held.get(s.key, 0) - 1
             if left > 0:
@@ -221,10 +225,16 @@ class RedisRateLimiter:
     async def acquire(self, slots: list[Slot], holder: str, ttl_ms: int) -> Slot | None:
         return (await self.admit([], slots, holder, ttl_ms)).full
 
-    async def release(self, slots: list[Slot], holder: str) -> None:
-        await self._run(self._release, [s.key for s in slots], [holder])
+    def release(self, slots: list[Slot], holder: str) -> None:
+        """Give slots back with the next batch; nobody waits for it (a failure leaves the lease to
+        expire, which is logged)."""
+        fut = self._enqueue(self._release, [s.key for s in slots], [holder])
+        fut.add_done_callback(_log_failed_release)
 
     async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        return await self._enqueue(script, keys, args)
+
+    def _enqueue(self, script: Any, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._pending.append((script, [self.prefix + k for k in keys], args, fut))
@@ -233,7 +243,7 @@ class RedisRateLimiter:
             task = loop.create_task(self._flush())
             self._flushing.add(task)
             task.add_done_callback(self._flushing.discard)
-        return await fut
+        return fut
 
     async def _flush(self) -> None:
         await asyncio.sleep(0)  # let the other requests of this turn join the batch
@@ -254,3 +264,9 @@ class RedisRateLimiter:
 
     async def aclose(self) -> None:
         await self.redis.aclose()
+
+
+def _log_failed_release(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.warning("could not release concurrency slots (%s); they expire with their lease", fut.exception())
+

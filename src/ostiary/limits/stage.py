@@ -9,7 +9,6 @@ refused with a 503: a limit that silently stops counting is not a limit.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import math
@@ -37,7 +36,6 @@ class RateLimit:
         self.limiter = limiter
         # A concurrency slot outlives no request: a replica that dies frees its slots after this.
         self.lease_ms = int(lease_seconds * 1000)
-        self._releasing: set[asyncio.Task[None]] = set()
 
     def _scopes(self, call: Call) -> list[tuple[str, Quota]]:
         p, lim = call.principal, self.limits
@@ -116,13 +114,8 @@ class RateLimit:
 
     def _release_soon(self, slots: list[Slot], holder: str) -> None:
         # Off the answer's path: the client need not wait for the slot to be given back.
-        task = asyncio.ensure_future(self._release(slots, holder))
-        self._releasing.add(task)
-        task.add_done_callback(self._releasing.discard)
-
-    async def _release(self, slots: list[Slot], holder: str) -> None:
         try:
-            await self.limiter.release(slots, holder)
+            self.limiter.release(slots, holder)
         except Exception:  # the lease expiry frees it later; the answer must not fail for this
             log.exception("could not release concurrency slots; they expire with their lease")
 
