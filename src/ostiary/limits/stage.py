@@ -34,7 +34,7 @@ class RateLimit:
     def __init__(self, limits: Limits, limiter: RateLimiter, lease_seconds: float = 660.0) -> None:
         self.limits = limits
         self.limiter = limiter
-        # A concurrency slot outlives no request: a replica that dies frees its slots after this.
+        # The lease bounds how long a slot can be held: a replica that dies frees its slots after it.
         self.lease_ms = int(lease_seconds * 1000)
 
     def _scopes(self, call: Call) -> list[tuple[str, Quota]]:
@@ -81,13 +81,13 @@ class RateLimit:
             await next(call)
         except BaseException:
             if slots:
-                self._release_soon(slots, holder)
+                self._release(slots, holder)
             raise
         if slots:
             if call.stream and call.result is not None and not isinstance(call.result, dict):
                 call.result = self._release_after(call.result, slots, holder)
             else:
-                self._release_soon(slots, holder)
+                self._release(slots, holder)
 
     def _admit(self, call: Call, verdict: Verdict) -> None:
         headers = _headers(verdict)
@@ -112,7 +112,7 @@ class RateLimit:
             raise GatewayError("The rate limiter cannot be reached; the request was not admitted.",
                                status=503, type="api_error", code="limiter_unavailable") from None
 
-    def _release_soon(self, slots: list[Slot], holder: str) -> None:
+    def _release(self, slots: list[Slot], holder: str) -> None:
         # Off the answer's path: the client need not wait for the slot to be given back.
         try:
             self.limiter.release(slots, holder)
@@ -125,7 +125,7 @@ class RateLimit:
             async for batch in batches:
                 yield batch
         finally:
-            self._release_soon(slots, holder)
+            self._release(slots, holder)
 
 
 def _headers(v: Verdict) -> dict[str, str]:
