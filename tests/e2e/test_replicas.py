@@ -14,23 +14,27 @@ HELLO = [{"role": "user", "content": "Hello"}]
 
 
 def test_key_changes_reach_every_replica_within_a_second(tmp_path: Path) -> None:
-    for db in pg_database():
-        cfg = tmp_path / "shared.yaml"
-        cfg.write_text(f"database_url: {db}\nredis_url: redis://127.0.0.1:6379/0\n"
-                       "identity: {key_secret: replicas-share-this-secret, refresh_seconds: 0.2}\n"
-                       f"server: {{data_dir: {tmp_path / 'data'}}}\n"
-                       "routes:\n  - name: mock-1\n    deployments: [{provider: mock, model: mock-1}]\n")
-        first = keys(cfg, "create", "--tenant", "acme")
-        with ExitStack() as stack:
-            urls = [stack.enter_context(gateway(cfg))[0] for _ in range(3)]
+    for db in pg_database():  # a fresh PostgreSQL database, dropped afterwards
+        _three_replicas(tmp_path, db)
 
-            def status(url: str, key: str) -> int:
-                return httpx.post(f"{url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
-                                  json={"model": "mock-1", "messages": HELLO}).status_code
 
-            assert [status(u, first["key"]) for u in urls] == [200, 200, 200]
-            rotated = keys(cfg, "rotate", first["id"], "--grace", "0s")
-            assert within_a_second(lambda: all(status(u, rotated["key"]) == 200 for u in urls))
-            assert all(status(u, first["key"]) == 401 for u in urls)  # no grace: the old key is gone
-            keys(cfg, "revoke", rotated["id"])
-            assert within_a_second(lambda: all(status(u, rotated["key"]) == 401 for u in urls))
+def _three_replicas(tmp_path: Path, db: str) -> None:
+    cfg = tmp_path / "shared.yaml"
+    cfg.write_text(f"database_url: {db}\nredis_url: redis://127.0.0.1:6379/0\n"
+                   "identity: {key_secret: replicas-share-this-secret, refresh_seconds: 0.2}\n"
+                   f"server: {{data_dir: {tmp_path / 'data'}}}\n"
+                   "routes:\n  - name: mock-1\n    deployments: [{provider: mock, model: mock-1}]\n")
+    first = keys(cfg, "create", "--tenant", "acme")
+    with ExitStack() as stack:
+        urls = [stack.enter_context(gateway(cfg))[0] for _ in range(3)]
+
+        def status(url: str, key: str) -> int:
+            return httpx.post(f"{url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                              json={"model": "mock-1", "messages": HELLO}).status_code
+
+        assert [status(u, first["key"]) for u in urls] == [200, 200, 200]
+        rotated = keys(cfg, "rotate", first["id"], "--grace", "0s")
+        assert within_a_second(lambda: all(status(u, rotated["key"]) == 200 for u in urls))
+        assert all(status(u, first["key"]) == 401 for u in urls)  # no grace: the old key is gone
+        keys(cfg, "revoke", rotated["id"])
+        assert within_a_second(lambda: all(status(u, rotated["key"]) == 401 for u in urls))
