@@ -115,3 +115,12 @@ async def test_a_failing_call_releases_its_slot() -> None:
         await stage(call(), boom)
     await asyncio.sleep(0)
     await stage(call(), _next)
+
+
+async def test_headers_describe_the_rate_not_the_loop_bucket() -> None:
+    stage = RateLimit(Limits(key=Quota(rpm=600), loop=Loop(max_repeats=3)), MemoryRateLimiter())
+    c = call()
+    await stage(c, _next)
+    headers = dict(c.response_headers)
+    assert headers[b"x-ratelimit-limit-requests"] == b"600"
+    assert headers[b"x-ratelimit-remaining-requests"] == b"599"

@@ -53,6 +53,7 @@ class Verdict:
     tightest: Bucket | None  # the bucket with the fewest tokens left (for x-ratelimit-* headers)
     remaining: int  # tokens left in it
     full: Slot | None = None  # when refused for concurrency: the slot with no room
+    levels: tuple[int, ...] = ()  # when admitted: tokens left in every bucket, in order
 
 
 class RateLimiter(Protocol):
@@ -129,7 +130,7 @@ class MemoryRateLimiter:
             i = min(range(len(buckets)), key=lambda j: levels[j])
             return Verdict(False, math.ceil(wait), buckets[i], 0)
         i = min(range(len(buckets)), key=lambda j: levels[j] - 1.0)
-        return Verdict(True, 0, buckets[i], int(levels[i] - 1.0))
+        return Verdict(True, 0, buckets[i], int(levels[i] - 1.0), levels=tuple(int(t - 1.0) for t in levels))
 
     async def aclose(self) -> None:
         return None
@@ -188,9 +189,10 @@ for i = 1, ns do
   redis.call('ZADD', KEYS[i], now + ttl, holder)
   redis.call('PEXPIRE', KEYS[i], ttl)
 end
-local left = 0
-if nb > 0 then left = math.floor(math.max(0, levels[tightest])) end
-return {1, 0, tightest - 1, left}
+local out = {1, 0, tightest - 1, 0}
+for j = 1, nb do out[4 + j] = math.floor(math.max(0, levels[j])) end
+if nb > 0 then out[4] = out[4 + tightest] end
+return out
 """
 
 
@@ -214,10 +216,11 @@ class RedisRateLimiter:
         for b in buckets:
             args += [b.capacity, b.per_ms]
         keys = [s.key for s in slots] + [b.key for b in buckets]
-        status, wait, tightest, remaining = await self._run(self._admit, keys, args)
+        status, wait, tightest, remaining, *levels = await self._run(self._admit, keys, args)
         if status == 2:
             return Verdict(False, 1000, None, 0, full=slots[int(wait)])
-        return Verdict(bool(status), int(wait), buckets[int(tightest)] if buckets else None, int(remaining))
+        return Verdict(bool(status), int(wait), buckets[int(tightest)] if buckets else None, int(remaining),
+                       levels=tuple(int(x) for x in levels))
 
     async def take(self, buckets: list[Bucket]) -> Verdict:
         return await self.admit(buckets, [], "", 0)

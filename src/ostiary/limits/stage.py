@@ -76,7 +76,7 @@ class RateLimit:
             raise RateLimited(f"{verdict.full.limit} requests are already in flight for {kind} {name!r}; retry "
                               "when one of them has finished.", code="concurrency_limit_exceeded",
                               headers={"retry-after": "1"})
-        self._admit(call, verdict)  # raises on a refused rate; then nothing was held
+        self._admit(call, buckets, verdict)  # raises on a refused rate; then nothing was held
         try:
             await next(call)
         except BaseException:
@@ -89,20 +89,24 @@ class RateLimit:
             else:
                 self._release(slots, holder)
 
-    def _admit(self, call: Call, verdict: Verdict) -> None:
-        headers = _headers(verdict)
+    def _admit(self, call: Call, buckets: list[Bucket], verdict: Verdict) -> None:
         if not verdict.allowed:
             wait = max(1, math.ceil(verdict.retry_after_ms / 1000))
-            assert verdict.tightest is not None
-            if verdict.tightest.key.startswith("loop:"):
-                raise RateLimited(f"The same request was sent more than {verdict.tightest.capacity} times in "
+            b = verdict.tightest
+            assert b is not None
+            if b.key.startswith("loop:"):
+                raise RateLimited(f"The same request was sent more than {b.capacity} times in "
                                   f"{self.limits.loop.window_seconds:g}s; this looks like a runaway loop in "  # type: ignore[union-attr]
                                   "the client. Change the request or wait.", code="runaway_loop_detected",
                                   headers={"retry-after": str(wait)})
-            kind, _, name = verdict.tightest.key.partition(":")
-            raise RateLimited(f"Rate limit of {verdict.tightest.capacity} requests per minute reached for "
-                              f"{kind} {name!r}; retry in {wait}s.", headers={"retry-after": str(wait), **headers})
-        call.response_headers += [(k.encode(), v.encode()) for k, v in headers.items()]
+            kind, _, name = b.key.partition(":")
+            raise RateLimited(f"Rate limit of {b.capacity} requests per minute reached for {kind} {name!r}; "
+                              f"retry in {wait}s.", headers={"retry-after": str(wait), **_headers(b, 0)})
+        # The headers describe the tightest *rate* bucket; a loop bucket is not a rate clients plan by.
+        rates = [(left, b) for b, left in zip(buckets, verdict.levels, strict=False) if not b.key.startswith("loop:")]
+        if rates:
+            left, b = min(rates, key=lambda r: r[0])
+            call.response_headers += [(k.encode(), v.encode()) for k, v in _headers(b, left).items()]
 
     async def _guard(self, pending: Awaitable[T]) -> T:
         try:
@@ -128,10 +132,7 @@ class RateLimit:
             self._release(slots, holder)
 
 
-def _headers(v: Verdict) -> dict[str, str]:
-    if v.tightest is None or v.tightest.key.startswith("loop:"):
-        return {}
-    b = v.tightest
-    reset_ms = max(0, math.ceil((b.capacity - v.remaining) / b.per_ms))
-    return {"x-ratelimit-limit-requests": str(b.capacity), "x-ratelimit-remaining-requests": str(v.remaining),
+def _headers(b: Bucket, remaining: int) -> dict[str, str]:
+    reset_ms = max(0, math.ceil((b.capacity - remaining) / b.per_ms))
+    return {"x-ratelimit-limit-requests": str(b.capacity), "x-ratelimit-remaining-requests": str(remaining),
             "x-ratelimit-reset-requests": f"{reset_ms}ms"}
