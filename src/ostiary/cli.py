@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import sys
 from pathlib import Path
@@ -63,6 +62,7 @@ def _config_check(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from ostiary.config.load import ConfigError, load_default, load_file
+    from ostiary.identity.stage import is_loopback
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -75,7 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or loaded.config.server.host
     port = args.port or loaded.config.server.port
     secured = bool(loaded.config.identity.issuers) or _any_keys(loaded)
-    if not _is_loopback(host) and not secured:
+    if not is_loopback(host) and not secured:
         print(f"ostiary: refusing to listen on {host}: no authentication is configured, so anyone who can "
               "reach this address could use every model. Bind 127.0.0.1 (the default), or create an API "
               "key first (ostiary keys create --tenant NAME) or configure identity.issuers.", file=sys.stderr)
@@ -114,22 +114,13 @@ def _mock_upstream(args: argparse.Namespace) -> int:
 
 
 def _any_keys(loaded: LoadedConfig) -> bool:
-    from ostiary.identity.cli import service_for
+    from ostiary.identity.keys import KeyService
 
-    service = service_for(loaded)
+    service = KeyService.open(loaded.config)
     try:
         return bool(service.list())
     finally:
         service.store.close()
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _url_host(host: str) -> str:

@@ -18,7 +18,7 @@ import orjson
 from ostiary.admin.api import AdminAPI
 from ostiary.config.load import ConfigError, LoadedConfig, load_default, load_file
 from ostiary.identity.authorize import Authorize
-from ostiary.identity.keys import KeyIndex, KeyService, key_secret
+from ostiary.identity.keys import KeyIndex, KeyService
 from ostiary.identity.stage import Identify
 from ostiary.identity.tokens import TokenVerifier
 from ostiary.limits.rate import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -31,7 +31,6 @@ from ostiary.providers.mock import MockProvider
 from ostiary.providers.openai import AzureProvider, OpenAIProvider
 from ostiary.routing.health import HealthBook
 from ostiary.routing.router import Router
-from ostiary.store import Store
 
 log = logging.getLogger("ostiary")
 
@@ -66,9 +65,8 @@ class Gateway:
         }
         self.health = HealthBook(loaded.config.breaker)
         cfg = loaded.config
-        self.store = Store.open(cfg.database_url, cfg.server.data_dir)
-        secret = cfg.identity.key_secret.get_secret_value().encode() if cfg.identity.key_secret else None
-        key_service = KeyService(self.store, key_secret(secret, cfg.server.data_dir))
+        key_service = KeyService.open(cfg)
+        self.store = key_service.store
         self.keys = KeyIndex(key_service)
         self.keys.load()
         self.admin = AdminAPI(key_service)
@@ -85,15 +83,15 @@ class Gateway:
         return cls(load_file(path), Path(path))
 
     def _build(self, loaded: LoadedConfig) -> Runtime:
-        router = Router(loaded.config, self.health, self.providers)
-        identify = Identify(self.keys, TokenVerifier(loaded.config.identity.issuers, self.pool))
-        authorize = Authorize.from_config(loaded.config.authorization, router.routes, loaded.version)
         cfg = loaded.config
+        router = Router(cfg, self.health, self.providers)
+        identify = Identify(self.keys, TokenVerifier(cfg.identity.issuers, self.pool))
+        authorize = Authorize.from_config(cfg.authorization, router.routes, loaded.version)
         longest = max([cfg.timeouts.total, *(d.timeouts.total for r in cfg.routes for d in r.deployments if d.timeouts)])
         stages: list[Stage] = [identify, *([authorize] if authorize else []),
                                RateLimit(cfg.limits, self.limiter, lease_seconds=longest + 60)]
         # guardrails and audit join here
-        models = {"object": "list", "data": [model_card(r.name) for r in loaded.config.routes]}
+        models = {"object": "list", "data": [model_card(r.name) for r in cfg.routes]}
         return Runtime(loaded, router, identify, compose(stages, router), loaded.version.encode(),
                        orjson.dumps(models))
 

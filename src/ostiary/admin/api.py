@@ -76,11 +76,15 @@ class AdminAPI:
         raise NotFound(f"No admin endpoint at {method} {path}.")
 
     async def _owned(self, key_id: str, principal: Principal) -> KeyRecord:
-        tenant = None if principal.role == "admin" else principal.tenant
-        for rec in await asyncio.to_thread(self.keys.list, tenant):
-            if rec.id == key_id:
-                return rec
-        raise NotFound(f"No key {key_id!r}.", code="key_not_found")
+        # Another tenant's key answers exactly like a missing one.
+        missing = NotFound(f"No key {key_id!r}.", code="key_not_found")
+        try:
+            rec: KeyRecord = await asyncio.to_thread(self.keys.get, key_id)
+        except KeyAdminError:
+            raise missing from None
+        if principal.role != "admin" and rec.tenant != principal.tenant:
+            raise missing
+        return rec
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:

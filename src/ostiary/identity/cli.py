@@ -9,9 +9,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from ostiary.config.load import ConfigError, LoadedConfig, load_default, load_file
-from ostiary.identity.keys import KeyAdminError, KeyService, key_secret
-from ostiary.store import Store
+from ostiary.config.load import ConfigError, load_default, load_file
+from ostiary.identity.keys import KeyAdminError, KeyService
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -62,19 +61,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     ro.set_defaults(run=_rotate)
 
 
-def service_for(loaded: LoadedConfig) -> KeyService:
-    cfg = loaded.config
-    store = Store.open(cfg.database_url, cfg.server.data_dir)
-    configured = cfg.identity.key_secret.get_secret_value().encode() if cfg.identity.key_secret else None
-    return KeyService(store, key_secret(configured, cfg.server.data_dir))
-
-
 def _service(args: argparse.Namespace) -> KeyService:
     try:
         loaded = load_file(args.config) if args.config else load_default()
     except ConfigError as e:
         raise SystemExit(f"ostiary: cannot use {e.source}:\n  " + "\n  ".join(e.problems)) from None
-    return service_for(loaded)
+    return KeyService.open(loaded.config)
 
 
 def _run(args: argparse.Namespace, action) -> int:  # type: ignore[no-untyped-def]

@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ostiary.config.schema import Config
 from ostiary.identity.principal import CLEARANCES, ROLES, SCOPES, Principal
 from ostiary.store import Store
 from ostiary.store.schema import api_keys, meta, tenants
@@ -94,12 +95,23 @@ class KeyRecord:
 
 
 class KeyService:
-    """Key administration on the database (CLI and, later, the admin API). Synchronous: callers on
-    the event loop run it in a thread."""
+    """Key administration on the database (CLI and admin API). Synchronous: callers on the event
+    loop run it in a thread."""
 
     def __init__(self, store: Store, secret: bytes) -> None:
         self.store = store
         self.secret = secret
+
+    @classmethod
+    def open(cls, config: Config) -> KeyService:
+        """The configured store (migrated) and hashing secret: what the gateway and the CLI share."""
+        store = Store.open(config.database_url, config.server.data_dir)
+        configured = config.identity.key_secret.get_secret_value().encode() if config.identity.key_secret else None
+        return cls(store, key_secret(configured, config.server.data_dir))
+
+    def get(self, key_id: str) -> KeyRecord:
+        with self.store.engine.connect() as conn:
+            return self._get(conn, key_id)
 
     def create(self, *, tenant: str, user: str | None = None, role: str = "developer",
                scopes: list[str] | None = None, models: list[str] | None = None, clearance: str = "internal",

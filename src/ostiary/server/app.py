@@ -45,10 +45,9 @@ class App:
         self.gateway = gateway
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # uvicorn runs with lifespan="off": only HTTP reaches the app.
         if scope["type"] == "http":
             await self.http(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await _lifespan(receive, send)
 
     async def http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         rt = self.gateway.runtime
@@ -61,9 +60,11 @@ class App:
             elif k == b"authorization":
                 scheme, _, token = v.partition(b" ")
                 if scheme.lower() == b"bearer":
-                    credential = token.strip()
+                    credential = token.strip().decode("latin-1")
             elif k == b"x-api-key" and credential is None:
-                credential = v.strip()
+                credential = v.strip().decode("latin-1")
+        client = scope.get("client")
+        client_ip: str = client[0] if client else ""
         rid = rid or os.urandom(16).hex().encode()  # 128 random bits, as a uuid4 carries
         headers: Headers = [(b"x-request-id", rid), (b"x-ostiary-config-version", rt.version_header)]
         path: str = scope["path"]
@@ -72,9 +73,7 @@ class App:
         try:
             if path.startswith("/admin/"):
                 raw = await read_body(receive, rt.config.server.max_body_bytes, cl)
-                client = scope.get("client")
-                principal = await rt.identify.principal(credential.decode("latin-1") if credential else None,
-                                                        client[0] if client else "")
+                principal = await rt.identify.principal(credential, client_ip)
                 status, out = await self.gateway.admin.handle(method, path, scope.get("query_string", b"").decode(
                     "latin-1"), raw, principal)
                 await send_json(send, status, orjson.dumps(out), headers)
@@ -83,8 +82,8 @@ class App:
                 if api is None:
                     raise NotFound(f"No endpoint at POST {path}.")
                 raw = await read_body(receive, rt.config.server.max_body_bytes, cl)
-                call = self._call(rt, api, parse_json_object(raw), rid.decode(), scope)
-                call.credential = credential.decode("latin-1") if credential else None
+                call = self._call(rt, api, parse_json_object(raw), rid.decode(), client_ip)
+                call.credential = credential
                 await self._serve(rt, call, receive, send, headers)
             elif method in ("GET", "HEAD"):
                 await self._get(rt, path, send, headers)
@@ -102,7 +101,7 @@ class App:
             err = GatewayError(f"Internal error; the request id is {rid.decode()}.")
             await send_json(send, 500, orjson.dumps(err.to_anthropic() if anthropic else err.to_openai()), headers)
 
-    def _call(self, rt: Runtime, api: Api, body: dict[str, Any], rid: str, scope: dict[str, Any]) -> Call:
+    def _call(self, rt: Runtime, api: Api, body: dict[str, Any], rid: str, client_ip: str) -> Call:
         limit = rt.config.server.max_messages
         if api == "openai.chat":
             req = check_chat(body, max_messages=limit)
@@ -114,9 +113,8 @@ class App:
             check_messages(body, max_messages=limit)
             stream = bool(body.get("stream"))
             body = anthropic_request_to_openai(body)
-        client = scope.get("client")
         return Call(id=rid, api=api, body=body, model=body["model"], stream=stream,
-                    config_version=rt.version, client_ip=client[0] if client else "")
+                    config_version=rt.version, client_ip=client_ip)
 
     async def _serve(self, rt: Runtime, call: Call, receive: Any, send: Any, headers: Headers) -> None:
         # ASGI servers report a vanished client through receive(), not by failing a send, so the
@@ -235,15 +233,3 @@ async def _cancel_on_disconnect(work: Any, receive: Any) -> None:
         raise
     finally:
         watcher.cancel()
-
-
-async def _lifespan(receive: Any, send: Any) -> None:
-    while True:
-        msg = await receive()
-        if msg["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif msg["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
