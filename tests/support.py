@@ -117,6 +117,12 @@ def keys(cfg: Path, *args: str) -> dict:
     return json.loads(r.stdout)
 
 
+def chat_status(url: str, key: str, model: str = "mock-1") -> int:
+    """The HTTP status of a minimal chat call to the gateway at `url` with this credential."""
+    return httpx.post(f"{url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                      json={"model": model, "messages": [{"role": "user", "content": "Hello"}]}).status_code
+
+
 def within_a_second(predicate: Callable[[], bool]) -> bool:
     t0 = time.monotonic()
     while time.monotonic() - t0 < 1.0:

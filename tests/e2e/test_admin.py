@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support import gateway, keys, within_a_second
+from tests.support import chat_status, gateway, keys, within_a_second
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
@@ -67,16 +67,12 @@ def test_issue_use_rotate_and_revoke_through_the_api(admin_gw: tuple[str, dict])
     new = r.json()
     assert new["tenant"] == "acme" and new["user"] == "carol" and new["key"].startswith(new["id"] + ".")
 
-    def status(key: str) -> int:
-        return httpx.post(f"{url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
-                          json={"model": "mock-1", "messages": HELLO}).status_code
-
-    assert within_a_second(lambda: status(new["key"]) == 200)
+    assert within_a_second(lambda: chat_status(url, new["key"]) == 200)
     rotated = acme.post(f"/keys/{new['id']}/rotate", json={"grace_seconds": 0}).json()
-    assert within_a_second(lambda: status(rotated["key"]) == 200 and status(new["key"]) == 401)
+    assert within_a_second(lambda: chat_status(url, rotated["key"]) == 200 and chat_status(url, new["key"]) == 401)
     revoked = acme.post(f"/keys/{rotated['id']}/revoke").json()
     assert revoked["status"] == "revoked"
-    assert within_a_second(lambda: status(rotated["key"]) == 401)
+    assert within_a_second(lambda: chat_status(url, rotated["key"]) == 401)
     assert all("key" not in x for x in acme.get("/keys").json()["data"])
 
 

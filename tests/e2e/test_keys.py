@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support import ROOT, gateway, keys, within_a_second
+from tests.support import ROOT, chat_status, gateway, keys, within_a_second
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
@@ -71,20 +71,15 @@ def test_models_and_scopes_are_enforced(secured: tuple[str, Path, dict]) -> None
     assert e.value.code == "missing_scope"
 
 
-def _status(url: str, key: str) -> int:
-    return httpx.post(f"{url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
-                      json={"model": "mock-1", "messages": HELLO}).status_code
-
-
 def test_revocation_and_rotation_reach_the_running_gateway(secured: tuple[str, Path, dict]) -> None:
     url, cfg, _ = secured
     first = keys(cfg, "create", "--tenant", "globex")
-    assert within_a_second(lambda: _status(url, first["key"]) == 200)
+    assert within_a_second(lambda: chat_status(url, first["key"]) == 200)
     rotated = keys(cfg, "rotate", first["id"], "--grace", "1h")
-    assert within_a_second(lambda: _status(url, rotated["key"]) == 200)
-    assert _status(url, first["key"]) == 200  # still inside its grace period
+    assert within_a_second(lambda: chat_status(url, rotated["key"]) == 200)
+    assert chat_status(url, first["key"]) == 200  # still inside its grace period
     keys(cfg, "revoke", rotated["id"])
-    assert within_a_second(lambda: _status(url, rotated["key"]) == 401)
+    assert within_a_second(lambda: chat_status(url, rotated["key"]) == 401)
     r = httpx.post(f"{url}/v1/chat/completions", headers={"authorization": f"Bearer {rotated['key']}"},
                    json={"model": "mock-1", "messages": HELLO})
     assert "revoked" in r.json()["error"]["message"]

@@ -64,16 +64,12 @@ def test_three_replicas_admit_the_limit_within_one_percent(tmp_path: Path) -> No
 
 
 def test_limits_are_per_key(tmp_path: Path) -> None:
-    from tests.support import keys
+    from tests.support import chat_status, keys
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"server: {{data_dir: {tmp_path / 'data'}}}\nlimits: {{key: {{rpm: 3}}}}\n"
                    "routes:\n  - name: mock-1\n    deployments: [{provider: mock, model: mock-1}]\n")
     a, b = keys(cfg, "create", "--tenant", "t")["key"], keys(cfg, "create", "--tenant", "t")["key"]
     with gateway(cfg) as (url, _):
-        def post(key: str) -> int:
-            return httpx.post(f"{url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
-                              json={"model": "mock-1", "messages": HELLO}).status_code
-
-        assert [post(a) for _ in range(4)] == [200, 200, 200, 429]
-        assert post(b) == 200  # another key has its own bucket
+        assert [chat_status(url, a) for _ in range(4)] == [200, 200, 200, 429]
+        assert chat_status(url, b) == 200  # another key has its own bucket

@@ -5,13 +5,9 @@ from __future__ import annotations
 from contextlib import ExitStack
 from pathlib import Path
 
-import httpx
-
 from tests.integration.conftest import pg_database
+from tests.support import chat_status as status
 from tests.support import gateway, keys, within_a_second
-
-HELLO = [{"role": "user", "content": "Hello"}]
-
 
 def test_key_changes_reach_every_replica_within_a_second(tmp_path: Path) -> None:
     for db in pg_database():  # a fresh PostgreSQL database, dropped afterwards
@@ -27,10 +23,6 @@ def _three_replicas(tmp_path: Path, db: str) -> None:
     first = keys(cfg, "create", "--tenant", "acme")
     with ExitStack() as stack:
         urls = [stack.enter_context(gateway(cfg))[0] for _ in range(3)]
-
-        def status(url: str, key: str) -> int:
-            return httpx.post(f"{url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
-                              json={"model": "mock-1", "messages": HELLO}).status_code
 
         assert [status(u, first["key"]) for u in urls] == [200, 200, 200]
         rotated = keys(cfg, "rotate", first["id"], "--grace", "0s")
