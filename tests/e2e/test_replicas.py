@@ -9,6 +9,7 @@ from tests.integration.conftest import pg_database
 from tests.support import chat_status as status
 from tests.support import gateway, keys, within_a_second
 
+
 def test_key_changes_reach_every_replica_within_a_second(tmp_path: Path) -> None:
     for db in pg_database():  # a fresh PostgreSQL database, dropped afterwards
         _three_replicas(tmp_path, db)
