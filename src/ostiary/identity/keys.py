@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from ostiary.config.schema import Config
 from ostiary.identity.principal import CLEARANCES, ROLES, SCOPES, Principal
-from ostiary.store import Store
+from ostiary.store import Store, bump_generation
 from ostiary.store.schema import api_keys, meta, tenants
 
 log = logging.getLogger("ostiary.identity")
@@ -73,6 +73,7 @@ class KeyRecord:
     expires_at: datetime | None
     revoked_at: datetime | None
     rotated_to: str | None
+    lineage: str  # the first key of the rotation chain (its own id unless it is a successor)
 
     def status(self, now: datetime) -> str:
         if self.revoked_at is not None:
@@ -84,14 +85,15 @@ class KeyRecord:
     def principal(self) -> Principal:
         return Principal(kind="key", subject=self.id, tenant=self.tenant, user=self.user, role=self.role,
                          scopes=frozenset(self.scopes), models=None if self.models is None else frozenset(self.models),
-                         clearance=self.clearance, tags=dict(self.tags))
+                         clearance=self.clearance, tags=dict(self.tags), lineage=self.lineage)
 
     def public(self) -> dict[str, Any]:
         now = datetime.now(UTC)
         return {"id": self.id, "name": self.name, "tenant": self.tenant, "user": self.user, "role": self.role,
                 "scopes": self.scopes, "models": self.models, "clearance": self.clearance, "tags": self.tags,
                 "created_at": _iso(self.created_at), "expires_at": _iso(self.expires_at),
-                "revoked_at": _iso(self.revoked_at), "rotated_to": self.rotated_to, "status": self.status(now)}
+                "revoked_at": _iso(self.revoked_at), "rotated_to": self.rotated_to, "lineage": self.lineage,
+                "status": self.status(now)}
 
 
 class KeyService:
@@ -124,7 +126,7 @@ class KeyService:
             key, record = self._insert(conn, now, tenant=tenant, user=user, role=role, scopes=scopes, models=models,
                                        clearance=clearance, tags=tags or {}, name=name,
                                        expires_at=now + expires_in if expires_in else None)
-            _bump(conn)
+            bump_generation(conn)
         return key, record
 
     def _insert(self, conn: sa.Connection, now: datetime, **attrs: Any) -> tuple[str, KeyRecord]:
@@ -135,7 +137,8 @@ class KeyService:
         conn.execute(api_keys.insert().values(
             id=key_id, hash=hash_key(self.secret, key), name=attrs["name"], tenant_id=attrs["tenant"],
             user_id=attrs["user"], role=attrs["role"], scopes=attrs["scopes"], models=attrs["models"],
-            clearance=attrs["clearance"], tags=attrs["tags"], created_at=now, expires_at=attrs["expires_at"]))
+            clearance=attrs["clearance"], tags=attrs["tags"], created_at=now, expires_at=attrs["expires_at"],
+            lineage=attrs.get("lineage") or key_id))
         return key, self._get(conn, key_id)
 
     def list(self, tenant: str | None = None) -> list[KeyRecord]:
@@ -150,7 +153,7 @@ class KeyService:
             record = self._get(conn, key_id)
             if record.revoked_at is None:
                 conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=datetime.now(UTC)))
-                _bump(conn)
+                bump_generation(conn)
             return self._get(conn, key_id)
 
     def rotate(self, key_id: str, grace: timedelta) -> tuple[str, KeyRecord]:
@@ -162,12 +165,12 @@ class KeyService:
                 raise KeyAdminError(f"key {key_id} is {old.status(now)}; only an active key can be rotated")
             key, new = self._insert(conn, now, tenant=old.tenant, user=old.user, role=old.role, scopes=old.scopes,
                                     models=old.models, clearance=old.clearance, tags=old.tags, name=old.name,
-                                    expires_at=old.expires_at)
+                                    expires_at=old.expires_at, lineage=old.lineage)
             until = now + grace
             if old.expires_at is not None:
                 until = min(until, old.expires_at)
             conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(expires_at=until, rotated_to=new.id))
-            _bump(conn)
+            bump_generation(conn)
         return key, new
 
     def _get(self, conn: sa.Connection, key_id: str) -> KeyRecord:
@@ -236,10 +239,6 @@ class KeyIndex:
                 log.exception("could not refresh API keys; serving with the keys loaded before")
 
 
-def _bump(conn: sa.Connection) -> None:
-    conn.execute(meta.update().where(meta.c.id == 1).values(key_generation=meta.c.key_generation + 1))
-
-
 def _check_attributes(tenant: str, role: str, scopes: list[str], clearance: str) -> None:
     if not tenant or len(tenant) > 64:
         raise KeyAdminError("tenant must be 1 to 64 characters")
@@ -263,7 +262,8 @@ def _record(row: Any) -> KeyRecord:
     return KeyRecord(id=row.id, name=row.name, tenant=row.tenant_id, user=row.user_id, role=row.role,
                      scopes=list(row.scopes), models=None if row.models is None else list(row.models),
                      clearance=row.clearance, tags=dict(row.tags), created_at=_utc(row.created_at),  # type: ignore[arg-type]
-                     expires_at=_utc(row.expires_at), revoked_at=_utc(row.revoked_at), rotated_to=row.rotated_to)
+                     expires_at=_utc(row.expires_at), revoked_at=_utc(row.revoked_at), rotated_to=row.rotated_to,
+                     lineage=row.lineage or row.id)
 
 
 def _iso(value: datetime | None) -> str | None:

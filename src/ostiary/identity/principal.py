@@ -21,6 +21,8 @@ class Principal:
     models: frozenset[str] | None  # None: every route
     clearance: str
     tags: dict[str, str] = field(default_factory=dict)
+    team: str | None = None  # from the user record (keys) or a claim (tokens); budgets count per team
+    lineage: str | None = None  # keys: the first key of its rotation chain, which limits and budgets name
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models

@@ -16,6 +16,14 @@ from alembic.config import Config as AlembicConfig
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def bump_generation(conn: sa.Connection) -> None:
+    """Tell every replica that what the request path reads from memory (keys, users, budgets,
+    limit overrides) changed; call it in the transaction of the change."""
+    from ostiary.store.schema import meta
+
+    conn.execute(meta.update().where(meta.c.id == 1).values(key_generation=meta.c.key_generation + 1))
+
+
 def database_url(configured: str | None, data_dir: Path) -> str:
     if configured:
         return configured

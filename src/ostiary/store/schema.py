@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
-# One row. `key_generation` grows on every change to a key, so replicas notice a change (a new,
-# revoked or rotated key) with one cheap query and reload their in-memory key index.
+# One row. `key_generation` grows on every change to what the request path reads from memory (keys,
+# users, budgets, limit overrides), so replicas notice any change with one cheap query and reload.
 meta = sa.Table(
     "ostiary_meta",
     metadata,
@@ -44,4 +44,84 @@ api_keys = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("rotated_to", sa.String(40), nullable=True),  # set on the old key of a rotation
+    # The id of the first key of a rotation chain: successors share its limits, budget and spend.
+    sa.Column("lineage", sa.String(40), nullable=True),
+)
+
+# People and services of a tenant. A key may name a user; the user's team then counts for budgets.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("team", sa.String(200), nullable=True),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# A spending cap for one scope: "tenant:acme", "team:acme/risk", "user:acme/alice", "key:ost-...".
+budgets = sa.Table(
+    "budgets",
+    metadata,
+    sa.Column("scope", sa.String(300), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False, index=True),
+    sa.Column("amount_usd", sa.Float, nullable=False),
+    sa.Column("period", sa.String(16), nullable=False),  # day, month or total
+    sa.Column("thresholds", sa.JSON, nullable=False),  # percentages that fire the webhook, e.g. [50, 80, 100]
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Rate limits for one scope (same scope names as budgets), replacing the config's default for it.
+limit_overrides = sa.Table(
+    "limit_overrides",
+    metadata,
+    sa.Column("scope", sa.String(300), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False, index=True),
+    sa.Column("rpm", sa.Integer, nullable=True),
+    sa.Column("tpm", sa.Integer, nullable=True),
+    sa.Column("input_tpm", sa.Integer, nullable=True),
+    sa.Column("output_tpm", sa.Integer, nullable=True),
+    sa.Column("concurrent", sa.Integer, nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Usage, appended in aggregates: one row per (minute, tenant, team, user, key, route, deployment)
+# per flush of one replica. Reports and budget baselines SUM over it. `minute` is UTC; every time
+# zone offset is a whole number of minutes, so a day or month in any zone is a range of minutes.
+usage = sa.Table(
+    "usage",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("minute", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("day", sa.String(10), nullable=False),  # the UTC date of `minute`, for reports by day
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("team", sa.String(200), nullable=True),
+    sa.Column("user_id", sa.String(200), nullable=True),
+    sa.Column("key_id", sa.String(200), nullable=True),  # the key id or token subject
+    sa.Column("model", sa.String(200), nullable=False),  # the route the client asked for
+    sa.Column("deployment", sa.String(200), nullable=True),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("errors", sa.Integer, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cached_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Index("ix_usage_tenant_minute", "tenant_id", "minute"),
+    sa.Index("ix_usage_minute", "minute"),
+)
+
+# Administrative changes (who changed what), written in the transaction of the change; the audit
+# trail (issue 5) takes them over into its tamper-evident log.
+admin_events = sa.Table(
+    "admin_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),  # the principal's subject, or "cli"
+    sa.Column("actor_tenant", sa.String(64), nullable=True),
+    sa.Column("action", sa.String(64), nullable=False),  # e.g. key.create, budget.set, user.role
+    sa.Column("tenant_id", sa.String(64), nullable=True, index=True),
+    sa.Column("target", sa.String(300), nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
 )
