@@ -21,8 +21,11 @@ from ostiary.identity.authorize import Authorize
 from ostiary.identity.keys import KeyIndex, KeyService
 from ostiary.identity.stage import Identify
 from ostiary.identity.tokens import TokenVerifier
+from ostiary.limits.alerts import BudgetAlerts
+from ostiary.limits.book import Book
+from ostiary.limits.meter import UsageMeter
 from ostiary.limits.rate import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from ostiary.limits.stage import RateLimit
+from ostiary.limits.stage import LimitsStage
 from ostiary.pipeline.stage import Handler, Stage, compose
 from ostiary.providers.anthropic import AnthropicProvider
 from ostiary.providers.base import Provider
@@ -68,8 +71,12 @@ class Gateway:
         key_service = KeyService.open(cfg)
         self.store = key_service.store
         self.keys = KeyIndex(key_service)
+        # Budget periods follow the zone configured at start (like the stores, a change needs a restart).
+        self.book = Book(self.store, cfg.budgets.timezone)
+        self.keys.followers.append(self.book.load)
         self.keys.load()
         self.admin = AdminAPI(key_service)
+        self.meter = UsageMeter(self.store)
         # The counter store is chosen at start; a changed redis_url takes effect on restart.
         self.limiter: RateLimiter = RedisRateLimiter(cfg.redis_url) if cfg.redis_url else MemoryRateLimiter()
         self._tasks: list[asyncio.Task[None]] = []
@@ -88,8 +95,9 @@ class Gateway:
         identify = Identify(self.keys, TokenVerifier(cfg.identity.issuers, self.pool))
         authorize = Authorize.from_config(cfg.authorization, router.routes, loaded.version)
         longest = max([cfg.timeouts.total, *(d.timeouts.total for r in cfg.routes for d in r.deployments if d.timeouts)])
-        stages: list[Stage] = [identify, *([authorize] if authorize else []),
-                               RateLimit(cfg.limits, self.limiter, lease_seconds=longest + 60)]
+        limits = LimitsStage(cfg, router.routes, self.limiter, self.book, self.meter,
+                             BudgetAlerts(cfg.budgets, self.pool), lease_seconds=longest + 60)
+        stages: list[Stage] = [identify, *([authorize] if authorize else []), limits]
         # guardrails and audit join here
         models = {"object": "list", "data": [model_card(r.name) for r in cfg.routes]}
         return Runtime(loaded, router, identify, compose(stages, router), loaded.version.encode(),
@@ -107,10 +115,10 @@ class Gateway:
         if loaded.version == self.runtime.version:
             return False
         old, new = self.runtime.config, loaded.config
-        if (new.server, new.database_url, new.redis_url, new.identity.key_secret) != (
-                old.server, old.database_url, old.redis_url, old.identity.key_secret):
-            log.warning("server settings, database_url, redis_url or identity.key_secret changed: "
-                        "they take effect on restart")
+        if (new.server, new.database_url, new.redis_url, new.identity.key_secret, new.budgets.timezone) != (
+                old.server, old.database_url, old.redis_url, old.identity.key_secret, old.budgets.timezone):
+            log.warning("server settings, database_url, redis_url, identity.key_secret or budgets.timezone "
+                        "changed: they take effect on restart")
         self.health.configure(loaded.config.breaker)
         self.runtime = self._build(loaded)
         self.reloads += 1
@@ -124,13 +132,16 @@ class Gateway:
         return True, "ready"
 
     def start(self) -> None:
-        """Background work of a serving gateway: follow key changes made by any replica."""
+        """Background work of a serving gateway: follow directory changes made by any replica, write
+        usage."""
         every = self.runtime.config.identity.refresh_seconds
         self._tasks.append(asyncio.ensure_future(self.keys.refresh_forever(every)))
+        self._tasks.append(asyncio.ensure_future(self.meter.flush_forever()))
 
     async def aclose(self) -> None:
         for task in self._tasks:
             task.cancel()
+        await self.meter.flush_soon()
         await self.pool.aclose()
         await self.limiter.aclose()
         self.store.close()

@@ -50,7 +50,7 @@ async def test_concurrency_slots_across_replicas_and_lease_expiry() -> None:
     assert await a.acquire(slot, "r1", 60_000) is None
     assert await b.acquire(slot, "r2", 60_000) is None
     assert await a.acquire(slot, "r3", 60_000) == slot[0]  # full, whichever replica asks
-    b.release(slot, "r2")
+    b.finish(slot, "r2", [], [])
     await asyncio.sleep(0.05)  # released with b's next batch
     assert await a.acquire(slot, "r3", 60_000) is None
     # A replica that dies without releasing: its lease runs out.

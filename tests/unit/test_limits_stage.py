@@ -1,4 +1,5 @@
-"""The limits stage in-process: which buckets apply, refusals, headers, runaway-loop detection."""
+"""The limits stage in-process: which buckets apply, refusals, headers, runaway-loop detection,
+token reservations settled with the real usage, budgets, and streams cut at the budget."""
 
 from __future__ import annotations
 
@@ -7,12 +8,18 @@ from typing import Any
 
 import pytest
 
-from ostiary.config.schema import Limits, Loop, Quota
+from ostiary.config.schema import Config, Limits, Loop, Quota
 from ostiary.errors import GatewayError, RateLimited
 from ostiary.identity.principal import ANONYMOUS, Principal
-from ostiary.limits.rate import MemoryRateLimiter
-from ostiary.limits.stage import RateLimit
+from ostiary.limits.alerts import BudgetAlerts
+from ostiary.limits.book import Book
+from ostiary.limits.meter import UsageMeter
+from ostiary.limits.rate import MemoryRateLimiter, RateLimiter
+from ostiary.limits.settings import BudgetRule
+from ostiary.limits.stage import LimitsStage
 from ostiary.pipeline.call import Call
+from ostiary.providers.http import HttpPool
+from ostiary.store import Store
 
 ALICE = Principal(kind="key", subject="ost-alice", tenant="acme", user="alice", role="developer",
                   scopes=frozenset({"chat"}), models=None, clearance="internal")
@@ -29,12 +36,23 @@ async def _next(c: Call) -> None:
     c.result = {"ok": True}
 
 
+def RateLimit(limits: Limits, limiter: RateLimiter, **config: Any) -> LimitsStage:  # noqa: N802
+    """A stage on a one-route config ("m", mock model m, priced at 1 USD / 2 USD per million)."""
+    cfg = Config.model_validate({"routes": [{"name": "m", "deployments": [{"provider": "mock", "model": "m"}]}],
+                                 "pricing": {"m": {"input": 1.0, "output": 2.0}}, **config})
+    cfg = cfg.model_copy(update={"limits": limits})
+    store = Store("sqlite://")
+    return LimitsStage(cfg, {r.name: r for r in cfg.routes}, limiter, Book(store), UsageMeter(store),
+                       BudgetAlerts(cfg.budgets, HttpPool()))
+
+
 async def test_buckets_for_every_configured_scope() -> None:
     stage = RateLimit(Limits(key=Quota(rpm=10), user=Quota(rpm=20), tenant=Quota(rpm=30), route=Quota(rpm=40)),
                       MemoryRateLimiter())
-    keys = [b.key for b in stage.buckets(call())]
-    assert keys == ["key:ost-alice", "user:acme/alice", "tenant:acme", "route:m"]
-    assert [b.key for b in stage.buckets(call(ANONYMOUS))] == ["key:anonymous", "tenant:default", "route:m"]
+    t = stage.plan(call())
+    assert t is not None and [b.key for b in t.buckets] == ["key:ost-alice", "user:acme/alice", "tenant:acme", "route:m"]
+    t = stage.plan(call(ANONYMOUS))
+    assert t is not None and [b.key for b in t.buckets] == ["anonymous:anonymous", "tenant:default", "route:m"]
 
 
 async def test_refusal_is_a_429_with_headers_and_admission_sets_them() -> None:
@@ -45,7 +63,7 @@ async def test_refusal_is_a_429_with_headers_and_admission_sets_them() -> None:
     await stage(call(), _next)
     with pytest.raises(RateLimited) as e:
         await stage(call(), _next)
-    assert e.value.headers["retry-after"] == "30" and "tenant 'acme'" in e.value.message
+    assert e.value.headers["retry-after"] == "30" and "'tenant:acme'" in e.value.message
 
 
 async def test_runaway_loop_is_refused_with_its_own_code() -> None:

@@ -143,12 +143,15 @@ class Identity(Strict):
 
 class Quota(Strict):
     rpm: int | None = Field(None, ge=1, description="requests per minute; a burst of up to rpm, refilled continuously")
+    tpm: int | None = Field(None, ge=1, description="tokens per minute, input and output together")
+    input_tpm: int | None = Field(None, ge=1, description="input (prompt) tokens per minute")
+    output_tpm: int | None = Field(None, ge=1, description="output (completion) tokens per minute")
     concurrent: int | None = Field(None, ge=1, description="requests in flight at once")
 
     @model_validator(mode="after")
     def _something(self) -> Quota:
-        if self.rpm is None and self.concurrent is None:
-            raise ValueError("set rpm, concurrent or both")
+        if all(v is None for v in (self.rpm, self.tpm, self.input_tpm, self.output_tpm, self.concurrent)):
+            raise ValueError("set at least one of rpm, tpm, input_tpm, output_tpm, concurrent")
         return self
 
 
@@ -160,13 +163,51 @@ class Loop(Strict):
 
 
 class Limits(Strict):
-    """Request-rate limits, each counted per principal key, user, tenant or route."""
+    """Default limits, each counted per principal key, user, tenant or route. The admin API can set
+    other limits for one key, user, team or tenant (they replace the default for that scope)."""
 
     key: Quota | None = None
     user: Quota | None = None
     tenant: Quota | None = None
     route: Quota | None = None
     loop: Loop | None = None
+    output_reserve: int = Field(1024, ge=1, description="output tokens reserved (token limits, budgets) for "
+                                "a request that sets no max_tokens; the real count settles it afterwards")
+
+
+class Budgets(Strict):
+    """How budgets (set per tenant, team, user or key through the admin API) are counted."""
+
+    timezone: str = Field("UTC", description="the zone whose calendar days and months budget periods follow")
+    webhook_url: str | None = Field(None, description="receives a POST when spend crosses a threshold")
+    webhook_secret: SecretStr | None = Field(None, description="signs webhook bodies (x-ostiary-signature)")
+    stream_step: int = Field(256, ge=1, description="output tokens a stream reserves at a time past its estimate")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as Europe/Paris)") from None
+        return v
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+
+class ModelPrice(Strict):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(None, ge=0, description="unset: the input price")
 
 
 class Authorization(Strict):
@@ -199,6 +240,8 @@ class Config(Strict):
     database_url: str | None = Field(None, description="PostgreSQL URL; unset: SQLite in server.data_dir")
     redis_url: str | None = Field(None, description="Redis URL: limits shared by every replica")
     limits: Limits = Limits()
+    budgets: Budgets = Budgets()
+    pricing: dict[str, ModelPrice] = Field(default_factory=dict, description="per model; overrides the defaults")
     authorization: Authorization = Authorization()
     identity: Identity = Identity()
     server: Server = Server()

@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,9 +25,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from ostiary.config.schema import Config
+from ostiary.identity.directory import DirectoryError, check_name, check_tenant_id
 from ostiary.identity.principal import CLEARANCES, ROLES, SCOPES, Principal
+from ostiary.limits.settings import BudgetRule, LimitRule, write_budget, write_limits
 from ostiary.store import Store, bump_generation
-from ostiary.store.schema import api_keys, meta, tenants
+from ostiary.store.events import CLI, Actor, record_by
+from ostiary.store.schema import api_keys, meta, tenants, users
 
 log = logging.getLogger("ostiary.identity")
 _ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o/1/l: ids are read aloud and retyped
@@ -82,8 +86,8 @@ class KeyRecord:
             return "expired"
         return "active"
 
-    def principal(self) -> Principal:
-        return Principal(kind="key", subject=self.id, tenant=self.tenant, user=self.user, role=self.role,
+    def principal(self, team: str | None = None) -> Principal:
+        return Principal(kind="key", subject=self.id, tenant=self.tenant, user=self.user, role=self.role, team=team,
                          scopes=frozenset(self.scopes), models=None if self.models is None else frozenset(self.models),
                          clearance=self.clearance, tags=dict(self.tags), lineage=self.lineage)
 
@@ -117,21 +121,46 @@ class KeyService:
 
     def create(self, *, tenant: str, user: str | None = None, role: str = "developer",
                scopes: list[str] | None = None, models: list[str] | None = None, clearance: str = "internal",
-               tags: dict[str, str] | None = None, name: str = "", expires_in: timedelta | None = None
+               tags: dict[str, str] | None = None, name: str = "", expires_in: timedelta | None = None,
+               limits: LimitRule | None = None, budget: BudgetRule | None = None, actor: Actor = CLI
                ) -> tuple[str, KeyRecord]:
+        """Issue a key; optional rate limits and budget are stored under its lineage. The key, its
+        rules and the admin events for all of them commit together or not at all."""
         scopes = scopes if scopes is not None else ["chat", "embeddings"]
         _check_attributes(tenant, role, scopes, clearance)
+        try:
+            if user is not None:
+                check_name(user, "user", "user")
+        except DirectoryError as e:
+            raise KeyAdminError(str(e)) from None
+        if len(name) > 200:
+            raise KeyAdminError("name must be at most 200 characters")
         now = datetime.now(UTC)
         with self.store.engine.begin() as conn:
-            key, record = self._insert(conn, now, tenant=tenant, user=user, role=role, scopes=scopes, models=models,
-                                       clearance=clearance, tags=tags or {}, name=name,
+            key, record = self._insert(conn, now, actor, tenant=tenant, user=user, role=role, scopes=scopes,
+                                       models=models, clearance=clearance, tags=tags or {}, name=name,
                                        expires_at=now + expires_in if expires_in else None)
+            shown = record.public()
+            record_by(conn, actor, "key.create", tenant=record.tenant, target=record.id,
+                      details={k: shown[k] for k in ("name", "user", "role", "scopes", "models", "clearance", "tags",
+                                                     "expires_at", "lineage")})
+            if limits is not None:
+                write_limits(conn, f"key:{record.id}", limits, actor=actor)
+            if budget is not None:
+                write_budget(conn, f"key:{record.id}", budget, actor=actor)
             bump_generation(conn)
         return key, record
 
-    def _insert(self, conn: sa.Connection, now: datetime, **attrs: Any) -> tuple[str, KeyRecord]:
+    def _insert(self, conn: sa.Connection, now: datetime, actor: Actor, **attrs: Any) -> tuple[str, KeyRecord]:
         if conn.execute(sa.select(tenants.c.id).where(tenants.c.id == attrs["tenant"])).first() is None:
+            # The command line creates a tenant on its first key (the embedded default's bootstrap).
+            try:
+                check_tenant_id(attrs["tenant"], "tenant")
+            except DirectoryError as e:
+                raise KeyAdminError(str(e)) from None
             conn.execute(tenants.insert().values(id=attrs["tenant"], name=attrs["tenant"], created_at=now))
+            record_by(conn, actor, "tenant.create", tenant=attrs["tenant"], target=f"tenant:{attrs['tenant']}",
+                      details={"name": attrs["tenant"], "with_first_key": True})
         key_id = "ost-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
         key = f"{key_id}.{secrets.token_urlsafe(32)}"
         conn.execute(api_keys.insert().values(
@@ -148,28 +177,34 @@ class KeyService:
         with self.store.engine.connect() as conn:
             return [_record(row) for row in conn.execute(q)]
 
-    def revoke(self, key_id: str) -> KeyRecord:
+    def revoke(self, key_id: str, *, actor: Actor = CLI) -> KeyRecord:
+        """Revoke a key at once (revoking a revoked key changes nothing and records nothing)."""
         with self.store.engine.begin() as conn:
             record = self._get(conn, key_id)
             if record.revoked_at is None:
                 conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=datetime.now(UTC)))
+                record_by(conn, actor, "key.revoke", tenant=record.tenant, target=key_id,
+                          details={"lineage": record.lineage, "user": record.user, "role": record.role})
                 bump_generation(conn)
             return self._get(conn, key_id)
 
-    def rotate(self, key_id: str, grace: timedelta) -> tuple[str, KeyRecord]:
+    def rotate(self, key_id: str, grace: timedelta, *, actor: Actor = CLI) -> tuple[str, KeyRecord]:
         """Issue a successor with the same attributes; the old key keeps working for `grace`."""
         now = datetime.now(UTC)
         with self.store.engine.begin() as conn:
             old = self._get(conn, key_id)
             if old.status(now) != "active":
                 raise KeyAdminError(f"key {key_id} is {old.status(now)}; only an active key can be rotated")
-            key, new = self._insert(conn, now, tenant=old.tenant, user=old.user, role=old.role, scopes=old.scopes,
-                                    models=old.models, clearance=old.clearance, tags=old.tags, name=old.name,
-                                    expires_at=old.expires_at, lineage=old.lineage)
+            key, new = self._insert(conn, now, actor, tenant=old.tenant, user=old.user, role=old.role,
+                                    scopes=old.scopes, models=old.models, clearance=old.clearance, tags=old.tags,
+                                    name=old.name, expires_at=old.expires_at, lineage=old.lineage)
             until = now + grace
             if old.expires_at is not None:
                 until = min(until, old.expires_at)
             conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(expires_at=until, rotated_to=new.id))
+            record_by(conn, actor, "key.rotate", tenant=old.tenant, target=key_id,
+                      details={"successor": new.id, "lineage": old.lineage, "old_expires_at": until.isoformat(),
+                               "grace_seconds": grace.total_seconds()})
             bump_generation(conn)
         return key, new
 
@@ -183,12 +218,14 @@ class KeyService:
         with self.store.engine.connect() as conn:
             return int(conn.execute(sa.select(meta.c.key_generation).where(meta.c.id == 1)).scalar_one())
 
-    def snapshot(self) -> tuple[int, dict[str, KeyRecord]]:
-        """Every key by hash, with the generation it reflects (read in one transaction)."""
+    def snapshot(self) -> tuple[int, dict[str, tuple[KeyRecord, str | None]]]:
+        """Every key by hash with its user's team, and the generation it reflects (one transaction)."""
         with self.store.engine.begin() as conn:
             gen = int(conn.execute(sa.select(meta.c.key_generation).where(meta.c.id == 1)).scalar_one())
-            rows = conn.execute(sa.select(api_keys)).all()
-        return gen, {row.hash: _record(row) for row in rows}
+            q = sa.select(api_keys, users.c.team).outerjoin(
+                users, sa.and_(users.c.tenant_id == api_keys.c.tenant_id, users.c.id == api_keys.c.user_id))
+            rows = conn.execute(q).all()
+        return gen, {row.hash: (_record(row), row.team) for row in rows}
 
 
 class KeyIndex:
@@ -196,6 +233,8 @@ class KeyIndex:
 
     def __init__(self, service: KeyService) -> None:
         self.service = service
+        # Other in-memory views of the directory (budgets, limit overrides) reloaded with the keys.
+        self.followers: list[Callable[[], None]] = []
         self.generation = -1
         self._by_hash: dict[str, tuple[Principal, float | None, float | None]] = {}
 
@@ -207,10 +246,12 @@ class KeyIndex:
     def load(self) -> None:
         gen, records = self.service.snapshot()
         self._by_hash = {
-            h: (r.principal(), r.expires_at.timestamp() if r.expires_at else None,
+            h: (r.principal(team), r.expires_at.timestamp() if r.expires_at else None,
                 r.revoked_at.timestamp() if r.revoked_at else None)
-            for h, r in records.items()
+            for h, (r, team) in records.items()
         }
+        for follow in self.followers:
+            follow()
         self.generation = gen
 
     def lookup(self, key: str) -> tuple[Principal | None, str]:
@@ -234,9 +275,9 @@ class KeyIndex:
                 gen = await asyncio.to_thread(self.service.generation)
                 if gen != self.generation:
                     await asyncio.to_thread(self.load)
-                    log.info("API keys reloaded (generation %d, %d keys)", self.generation, len(self._by_hash))
+                    log.info("directory reloaded (generation %d, %d keys)", self.generation, len(self._by_hash))
             except Exception:
-                log.exception("could not refresh API keys; serving with the keys loaded before")
+                log.exception("could not refresh keys, budgets and limits; serving with those loaded before")
 
 
 def _check_attributes(tenant: str, role: str, scopes: list[str], clearance: str) -> None:

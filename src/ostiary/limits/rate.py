@@ -1,16 +1,21 @@
-"""Request limits, exact on one node (in memory) and across replicas (Redis).
+"""Request limits and spending caps, exact on one node (in memory) and across replicas (Redis).
 
-Rates are token buckets: a bucket holds up to `rpm` tokens and refills at rpm/60 per second; a
-request takes one token from every bucket that applies to it (its key, user, tenant, route), all
-or nothing. Over any interval T a bucket admits at most rpm + rpm*T/60 requests, which is what the
-multi-replica test checks.
+Rates are token buckets: a bucket holds up to `capacity` and refills continuously (rpm/60 per
+second for requests, tpm/60 for tokens). A request takes its cost from every bucket that applies
+(its key, user, tenant, route): 1 for a request bucket, the estimated tokens for a token bucket; all
+or nothing. Afterwards `finish` settles the difference between the estimate and the real count, so a
+bucket may go below zero and then admits nothing until it has refilled. Over any interval T a bucket
+admits at most capacity + rate*T, plus what the requests in flight at the end under-estimated.
+
+Caps are budgets: a counter of money spent in one period (its key names the period) that admits a
+request while spent + reservation <= limit. The reservation is settled with the real cost by `finish`.
 
 Concurrency limits are slots: a request holds one slot of every scope that applies until it ends.
 In Redis a slot is a lease (a sorted-set member with an expiry), so the slots of a replica that
 dies are freed when its leases run out instead of leaking.
 
-With Redis, each check is one Lua script, atomic and on the Redis clock, so replicas with skewed
-clocks share one exact count.
+With Redis, admission is one Lua script and so is finishing, atomic and on the Redis clock, so
+replicas with skewed clocks share one exact count.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 log = logging.getLogger("ostiary.limits")
@@ -27,52 +33,86 @@ log = logging.getLogger("ostiary.limits")
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
-    key: str  # e.g. "key:ost-abc", "tenant:acme", "route:gpt-4o", "loop:ost-abc:<prompt hash>"
+    key: str  # e.g. "key:ost-abc", "tpm:tenant:acme", "route:gpt-4o", "loop:ost-abc:<prompt hash>"
     capacity: int  # the burst
-    per_ms: float  # the refill, tokens per millisecond
+    per_ms: float  # the refill, per millisecond
+    cost: int = 1  # what one admission takes
 
     @classmethod
-    def per_minute(cls, key: str, rpm: int) -> Bucket:
-        return cls(key, rpm, rpm / 60_000.0)
+    def per_minute(cls, key: str, per_minute: int, cost: int = 1) -> Bucket:
+        return cls(key, per_minute, per_minute / 60_000.0, cost)
 
     @classmethod
     def per_window(cls, key: str, count: int, seconds: float) -> Bucket:
         return cls(key, count, count / (seconds * 1000.0))
 
+    def costing(self, cost: int) -> Bucket:
+        return replace(self, cost=cost)
+
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    key: str  # e.g. "key:ost-abc"
+    key: str  # e.g. "inflight:key:ost-abc"
     limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """A budget for one period: admits while spent + cost <= limit."""
+
+    key: str  # e.g. "budget:tenant:acme:2026-11"
+    limit: float  # USD
+    cost: float  # this request's reservation, USD
+    base: float  # spend already in the database for the period: the counter's start if it has none
+    ttl_ms: int  # until the period is over (0: never, a budget for all time)
+    thresholds: tuple[int, ...] = ()  # percentages of the limit reported once each per period
+
+    def costing(self, cost: float) -> Cap:
+        return replace(self, cost=cost)
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     allowed: bool
-    retry_after_ms: int  # when refused: until the scarcest bucket has a token again
-    tightest: Bucket | None  # the bucket with the fewest tokens left (for x-ratelimit-* headers)
-    remaining: int  # tokens left in it
+    retry_after_ms: int  # when refused by a rate: until the scarcest bucket has room again
+    tightest: Bucket | None  # the bucket with the least room left (for x-ratelimit-* headers)
+    remaining: int  # what is left in it
     full: Slot | None = None  # when refused for concurrency: the slot with no room
-    levels: tuple[int, ...] = ()  # when admitted: tokens left in every bucket, in order
+    levels: tuple[int, ...] = ()  # when admitted: what is left in every bucket, in order
+    broke: Cap | None = None  # when refused by a budget: that budget
+    spent: float = 0.0  # ... and what is spent or reserved in it
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """One cap after finishing: its spend and the thresholds this request was the first to cross."""
+
+    cap: Cap
+    spent: float
+    crossed: tuple[int, ...]
 
 
 class RateLimiter(Protocol):
-    async def admit(self, buckets: list[Bucket], slots: list[Slot], holder: str, ttl_ms: int) -> Verdict:
-        """Hold one slot of each and take one token of each bucket, all or nothing, in one step."""
+    async def admit(self, buckets: list[Bucket], slots: list[Slot], holder: str, ttl_ms: int,
+                    caps: list[Cap] | None = None) -> Verdict:
+        """Hold one slot of each, take each bucket's cost and reserve each cap's cost, all or nothing."""
 
     async def take(self, buckets: list[Bucket]) -> Verdict: ...
 
     async def acquire(self, slots: list[Slot], holder: str, ttl_ms: int) -> Slot | None:
         """Hold one slot of each, all or nothing; None on success, else the full one."""
 
-    def release(self, slots: list[Slot], holder: str) -> None:
-        """Give the slots back; returns at once."""
+    def finish(self, slots: list[Slot], holder: str, buckets: list[tuple[Bucket, float]],
+               caps: list[tuple[Cap, float]], then: Callable[[list[Settled]], None] | None = None) -> None:
+        """Give the slots back and add each delta (used minus reserved) to its bucket and cap.
+        Returns at once; `then` gets the caps' new spend when it is known. Nobody waits for it: a
+        failure is logged, and leases and bucket refills bound what it costs."""
 
     async def aclose(self) -> None: ...
 
 
 class MemoryRateLimiter:
-    """One node: exact, no I/O. State: bucket key -> (tokens, last refill in ms)."""
+    """One node: exact, no I/O. State: bucket key -> (level, last refill in ms); cap key -> spend."""
 
     SWEEP_EVERY = 10_000  # takes between two sweeps of refilled buckets (prompt-hash buckets come and go)
 
@@ -80,147 +120,40 @@ class MemoryRateLimiter:
         self._state: dict[str, tuple[float, float]] = {}
         self._full_at: dict[str, float] = {}
         self._held: dict[str, int] = {}
+        self._caps: dict[str, tuple[float, float]] = {}  # key -> (spend, wall-clock expiry; 0: none)
+        self._alerted: set[tuple[str, int]] = set()
         self._takes = 0
 
-    async def admit(self, buckets: list[Bucket], slots: list[Slot], holder: str, ttl_ms: int) -> Verdict:
+    async def admit(self, buckets: list[Bucket], slots: list[Slot], holder: str, ttl_ms: int,
+                    caps: list[Cap] | None = None) -> Verdict:
         full = next((s for s in slots if self._held.get(s.key, 0) >= s.limit), None)
         if full is not None:
             return Verdict(False, 1000, None, 0, full=full)
-        verdict = await self.take(buckets) if buckets else Verdict(True, 0, None, 0)
-        if verdict.allowed:
-            for s in slots:
-                self._held[s.key] = self._held.get(s.key, 0) + 1
-        return verdict
-
-    async def acquire(self, slots: list[Slot], holder: str, ttl_ms: int) -> Slot | None:
-        return (await self.admit([], slots, holder, ttl_ms)).full
-
-    def release(self, slots: list[Slot], holder: str) -> None:
-        for s in slots:
-            left = self._held.get(s.key, 0) - 1
-            if left > 0:
-                self._held[s.key] = left
-            else:
-                self._held.pop(s.key, None)
-
-    def _sweep(self, now: float) -> None:
-        # A bucket that has refilled is the same as no bucket: forget it.
-        for k in [k for k, at in self._full_at.items() if at <= now]:
-            del self._full_at[k]
-            self._state.pop(k, None)
-
-    async def take(self, buckets: list[Bucket]) -> Verdict:
         now = time.monotonic() * 1000.0
         self._takes += 1
         if self._takes % self.SWEEP_EVERY == 0:
             self._sweep(now)
-        levels = []
-        for b in buckets:
-            tokens, ts = self._state.get(b.key, (float(b.capacity), now))
-            levels.append(min(b.capacity, tokens + (now - ts) * b.per_ms))
-        return self._decide(buckets, levels, now)
-
-    def _decide(self, buckets: list[Bucket], levels: list[float], now: float) -> Verdict:
-        wait = max(((1.0 - t) / b.per_ms for b, t in zip(buckets, levels, strict=True) if t < 1.0), default=0.0)
-        taken = 0.0 if wait > 0 else 1.0
-        for b, t in zip(buckets, levels, strict=True):
-            self._state[b.key] = (t - taken, now)
-            self._full_at[b.key] = now + (b.capacity - (t - taken)) / b.per_ms
-        if wait > 0:
-            i = min(range(len(buckets)), key=lambda j: levels[j])
+        levels = [self._level(b, now) for b in buckets]
+        wait = _wait(buckets, levels)
+        if wait == 0 and caps:
+            spends = [self._spend(c) for c in caps]
+            # A spent budget refuses even a request it cannot price (cost 0).
+            broke = next((i for i, c in enumerate(caps) if spends[i] + c.cost > c.limit or spends[i] >= c.limit),
+                         None)
+            if broke is not None:
+                return Verdict(False, 0, None, 0, broke=caps[broke], spent=spends[broke])
+        taken = wait == 0
+        for b, level in zip(buckets, levels, strict=True):
+            self._store(b, level - b.cost if taken else level, now)
+        if not taken:
+            i = max(range(len(buckets)), key=lambda j: (buckets[j].cost - levels[j]) / buckets[j].per_ms)
             return Verdict(False, math.ceil(wait), buckets[i], 0)
-        i = min(range(len(buckets)), key=lambda j: levels[j] - 1.0)
-        return Verdict(True, 0, buckets[i], int(levels[i] - 1.0), levels=tuple(int(t - 1.0) for t in levels))
-
-    async def aclose(self) -> None:
-        return None
-
-
-_RELEASE = """
-for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
-return 0
-"""
-
-# Admit one request: every slot must have room and every bucket a token, or nothing is taken.
-# KEYS: the slots, then the buckets. ARGV: holder, lease ms, slot count, each slot's limit, then
-# each bucket's capacity and refill per ms. Returns {status, wait ms or full slot index, tightest
-# bucket index, tokens left in it}; status 1 admitted, 0 refused by a bucket, 2 a slot is full.
-_ADMIT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local holder = ARGV[1]
-local ttl = tonumber(ARGV[2])
-local ns = tonumber(ARGV[3])
-for i = 1, ns do
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
-  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[3 + i]) then return {2, i - 1, 0, 0} end
-end
-local nb = #KEYS - ns
-local base = 3 + ns
-local levels = {}
-local wait = 0
-for j = 1, nb do
-  local cap = tonumber(ARGV[base + 2 * j - 1])
-  local rate = tonumber(ARGV[base + 2 * j])
-  local v = redis.call('HMGET', KEYS[ns + j], 't', 'ts')
-  local tokens = tonumber(v[1])
-  local ts = tonumber(v[2])
-  if tokens == nil then tokens = cap; ts = now end
-  tokens = math.min(cap, tokens + math.max(0, now - ts) * rate)
-  levels[j] = tokens
-  if tokens < 1 then
-    local w = (1 - tokens) / rate
-    if w > wait then wait = w end
-  end
-end
-local allowed = 1
-if wait > 0 then allowed = 0 end
-local tightest = 1
-for j = 1, nb do
-  if allowed == 1 then levels[j] = levels[j] - 1 end
-  local cap = tonumber(ARGV[base + 2 * j - 1])
-  local rate = tonumber(ARGV[base + 2 * j])
-  redis.call('HSET', KEYS[ns + j], 't', tostring(levels[j]), 'ts', now)
-  redis.call('PEXPIRE', KEYS[ns + j], math.ceil(cap / rate) + 1000)
-  if levels[j] < levels[tightest] then tightest = j end
-end
-if allowed == 0 then return {0, math.ceil(wait), tightest - 1, 0} end
-for i = 1, ns do
-  redis.call('ZADD', KEYS[i], now + ttl, holder)
-  redis.call('PEXPIRE', KEYS[i], ttl)
-end
-local out = {1, 0, tightest - 1, 0}
-for j = 1, nb do out[4 + j] = math.floor(math.max(0, levels[j])) end
-if nb > 0 then out[4] = out[4 + tightest] end
-return out
-"""
-
-
-class RedisRateLimiter:
-    """Buckets and slots in Redis. The calls of all requests that arrive in one event-loop turn go
-    out in one pipeline (one round trip, one connection checkout); each script still runs atomically
-    on its own, so batching changes the cost, not the counting."""
-
-    def __init__(self, url: str, prefix: str = "ostiary:rl:") -> None:
-        import redis.asyncio as redis
-
-        self.redis = redis.Redis.from_url(url)
-        self.prefix = prefix
-        self._admit = self.redis.register_script(_ADMIT)
-        self._release = self.redis.register_script(_RELEASE)
-        self._pending: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]] = []
-        self._flushing: set[asyncio.Task[None]] = set()
-
-    async def admit(self, buckets: list[Bucket], slots: list[Slot], holder: str, ttl_ms: int) -> Verdict:
-        args: list[Any] = [holder, ttl_ms, len(slots), *(s.limit for s in slots)]
-        for b in buckets:
-            args += [b.capacity, b.per_ms]
-        keys = [s.key for s in slots] + [b.key for b in buckets]
-        status, wait, tightest, remaining, *levels = await self._run(self._admit, keys, args)
-        if status == 2:
-            return Verdict(False, 1000, None, 0, full=slots[int(wait)])
-        return Verdict(bool(status), int(wait), buckets[int(tightest)] if buckets else None, int(remaining),
-                       levels=tuple(int(x) for x in levels))
+        for c in caps or ():
+            spend, expires = self._caps[c.key]
+            self._caps[c.key] = (spend + c.cost, expires)
+        for s in slots:
+            self._held[s.key] = self._held.get(s.key, 0) + 1
+        return _admitted(buckets, [level - b.cost for b, level in zip(buckets, levels, strict=True)])
 
     async def take(self, buckets: list[Bucket]) -> Verdict:
         return await self.admit(buckets, [], "", 0)
@@ -228,11 +161,250 @@ class RedisRateLimiter:
     async def acquire(self, slots: list[Slot], holder: str, ttl_ms: int) -> Slot | None:
         return (await self.admit([], slots, holder, ttl_ms)).full
 
-    def release(self, slots: list[Slot], holder: str) -> None:
-        """Give slots back with the next batch; nobody waits for it (a failure leaves the lease to
-        expire, which is logged)."""
-        fut = self._enqueue(self._release, [s.key for s in slots], [holder])
-        fut.add_done_callback(_log_failed_release)
+    def finish(self, slots: list[Slot], holder: str, buckets: list[tuple[Bucket, float]],
+               caps: list[tuple[Cap, float]], then: Callable[[list[Settled]], None] | None = None) -> None:
+        for s in slots:
+            left = self._held.get(s.key, 0) - 1
+            if left > 0:
+                self._held[s.key] = left
+            else:
+                self._held.pop(s.key, None)
+        now = time.monotonic() * 1000.0
+        for b, delta in buckets:
+            if delta:
+                self._store(b, min(float(b.capacity), self._level(b, now) - delta), now)
+        out = []
+        for c, delta in caps:
+            if c.key not in self._caps:  # the period is over and its counter gone
+                continue
+            spend, expires = self._caps[c.key]
+            spend += delta
+            self._caps[c.key] = (spend, expires)
+            crossed = []
+            for pct in c.thresholds:
+                if spend >= c.limit * pct / 100 and (c.key, pct) not in self._alerted:
+                    self._alerted.add((c.key, pct))
+                    crossed.append(pct)
+            out.append(Settled(c, spend, tuple(crossed)))
+        if then is not None and out:
+            then(out)
+
+    def _level(self, b: Bucket, now: float) -> float:
+        level, ts = self._state.get(b.key, (float(b.capacity), now))
+        return min(float(b.capacity), level + (now - ts) * b.per_ms)
+
+    def _store(self, b: Bucket, level: float, now: float) -> None:
+        self._state[b.key] = (level, now)
+        self._full_at[b.key] = now + (b.capacity - level) / b.per_ms
+
+    def _spend(self, c: Cap) -> float:
+        entry = self._caps.get(c.key)
+        if entry is None:
+            entry = self._caps[c.key] = (c.base, time.time() + c.ttl_ms / 1000 if c.ttl_ms else 0.0)
+        return entry[0]
+
+    def _sweep(self, now: float) -> None:
+        # A bucket that has refilled is the same as no bucket; a cap whose period is over is gone.
+        for k in [k for k, at in self._full_at.items() if at <= now]:
+            del self._full_at[k]
+            self._state.pop(k, None)
+        wall = time.time()
+        for k in [k for k, (_, exp) in self._caps.items() if exp and exp <= wall]:
+            del self._caps[k]
+            self._alerted = {a for a in self._alerted if a[0] != k}
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _wait(buckets: list[Bucket], levels: list[float]) -> float:
+    """Milliseconds until every bucket has room for its cost (0: now)."""
+    return max(((b.cost - t) / b.per_ms for b, t in zip(buckets, levels, strict=True) if t < b.cost), default=0.0)
+
+
+def _admitted(buckets: list[Bucket], left: list[float]) -> Verdict:
+    if not buckets:
+        return Verdict(True, 0, None, 0)
+    i = min(range(len(buckets)), key=lambda j: left[j] / buckets[j].capacity)
+    return Verdict(True, 0, buckets[i], max(0, int(left[i])), levels=tuple(max(0, int(x)) for x in left))
+
+
+_FINISH = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ns = tonumber(ARGV[2])
+local nb = tonumber(ARGV[3])
+local nc = tonumber(ARGV[4])
+for i = 1, ns do redis.call('ZREM', KEYS[i], ARGV[1]) end
+local a = 5
+for j = 1, nb do
+  local key = KEYS[ns + j]
+  local cap = tonumber(ARGV[a]); local rate = tonumber(ARGV[a + 1]); local delta = tonumber(ARGV[a + 2])
+  a = a + 3
+  local v = redis.call('HMGET', key, 't', 'ts')
+  local level = tonumber(v[1]); local ts = tonumber(v[2])
+  if level == nil then level = cap; ts = now end
+  level = math.min(cap, math.min(cap, level + math.max(0, now - ts) * rate) - delta)
+  redis.call('HSET', key, 't', tostring(level), 'ts', now)
+  redis.call('PEXPIRE', key, math.ceil((cap - level) / rate) + 1000)
+end
+local out = {}
+for k = 1, nc do
+  local key = KEYS[ns + nb + k]
+  local delta = ARGV[a]; local limit = tonumber(ARGV[a + 1]); local n = tonumber(ARGV[a + 2])
+  local res = {}
+  if redis.call('EXISTS', key) == 1 then
+    local spent = tonumber(redis.call('INCRBYFLOAT', key, delta))
+    res[1] = tostring(spent)
+    local ttl = redis.call('PTTL', key)
+    for i = 1, n do
+      local pct = tonumber(ARGV[a + 2 + i])
+      if spent >= limit * pct / 100 and redis.call('HSETNX', key .. ':alerts', pct, 1) == 1 then
+        res[#res + 1] = pct
+      end
+    end
+    if ttl > 0 then redis.call('PEXPIRE', key .. ':alerts', ttl) end
+  end
+  a = a + 3 + n
+  out[k] = res
+end
+return out
+"""
+# Admit one request: every slot must have room, every bucket its cost and every cap room for its
+# reservation, or nothing is taken. KEYS: the slots, the buckets, the caps. ARGV: holder, lease ms,
+# slot/bucket/cap counts, each slot's limit, each bucket's capacity, refill per ms and cost, each
+# cap's limit, cost, base and ttl ms. Returns {status, a, b, c, levels...}: status 1 admitted (then
+# what is left in each bucket, as strings), 0 refused by a bucket (a: wait ms, c: the index of the
+# bucket that needs longest), 2 a slot is full
+# (a: its index), 3 a cap is spent (a: its index, b: the spend as a string: Lua numbers would be
+# truncated to integers in the reply).
+_ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local holder = ARGV[1]
+local ttl = tonumber(ARGV[2])
+local ns = tonumber(ARGV[3]); local nb = tonumber(ARGV[4]); local nc = tonumber(ARGV[5])
+local a = 6
+for i = 1, ns do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[a]) then return {2, i - 1, 0, 0} end
+  a = a + 1
+end
+local levels = {}
+local wait = 0
+local waiter = 1
+local bargs = a
+for j = 1, nb do
+  local cap = tonumber(ARGV[a]); local rate = tonumber(ARGV[a + 1]); local cost = tonumber(ARGV[a + 2])
+  a = a + 3
+  local v = redis.call('HMGET', KEYS[ns + j], 't', 'ts')
+  local level = tonumber(v[1]); local ts = tonumber(v[2])
+  if level == nil then level = cap; ts = now end
+  level = math.min(cap, level + math.max(0, now - ts) * rate)
+  levels[j] = level
+  if level < cost then
+    local w = (cost - level) / rate
+    if w > wait then wait = w; waiter = j end
+  end
+end
+if wait == 0 then
+  for k = 1, nc do
+    local key = KEYS[ns + nb + k]
+    local limit = tonumber(ARGV[a]); local cost = tonumber(ARGV[a + 1])
+    local spent = tonumber(redis.call('GET', key))
+    if spent == nil then
+      spent = tonumber(ARGV[a + 2])
+      local pttl = tonumber(ARGV[a + 3])
+      if pttl > 0 then redis.call('SET', key, ARGV[a + 2], 'PX', pttl) else redis.call('SET', key, ARGV[a + 2]) end
+    end
+    if spent + cost > limit or spent >= limit then return {3, k - 1, tostring(spent), 0} end
+    a = a + 4
+  end
+end
+local taken = 0
+if wait == 0 then taken = 1 end
+a = bargs
+for j = 1, nb do
+  local cap = tonumber(ARGV[a]); local rate = tonumber(ARGV[a + 1]); local cost = tonumber(ARGV[a + 2])
+  a = a + 3
+  local key = KEYS[ns + j]
+  levels[j] = levels[j] - cost * taken
+  redis.call('HSET', key, 't', tostring(levels[j]), 'ts', now)
+  redis.call('PEXPIRE', key, math.ceil((cap - levels[j]) / rate) + 1000)
+end
+if taken == 0 then return {0, math.ceil(wait), 0, waiter - 1} end
+for k = 1, nc do
+  redis.call('INCRBYFLOAT', KEYS[ns + nb + k], ARGV[a + 1])
+  a = a + 4
+end
+for i = 1, ns do
+  redis.call('ZADD', KEYS[i], now + ttl, holder)
+  redis.call('PEXPIRE', KEYS[i], ttl)
+end
+local out = {1, 0, 0, 0}
+for j = 1, nb do out[4 + j] = tostring(levels[j]) end
+return out
+"""
+
+
+class RedisRateLimiter:
+    """Buckets, caps and slots in Redis. The calls of all requests that arrive in one event-loop turn
+    go out in one pipeline (one round trip, one connection checkout); each script still runs
+    atomically on its own, so batching changes the cost, not the counting."""
+
+    def __init__(self, url: str, prefix: str = "ostiary:rl:") -> None:
+        import redis.asyncio as redis
+
+        self.redis = redis.Redis.from_url(url)
+        self.prefix = prefix
+        self._admit = self.redis.register_script(_ADMIT)
+        self._finish = self.redis.register_script(_FINISH)
+        self._pending: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]] = []
+        self._flushing: set[asyncio.Task[None]] = set()
+
+    async def admit(self, buckets: list[Bucket], slots: list[Slot], holder: str, ttl_ms: int,
+                    caps: list[Cap] | None = None) -> Verdict:
+        caps = caps or []
+        args: list[Any] = [holder, ttl_ms, len(slots), len(buckets), len(caps), *(s.limit for s in slots)]
+        for b in buckets:
+            args += [b.capacity, repr(b.per_ms), b.cost]
+        for c in caps:
+            args += [repr(c.limit), repr(c.cost), repr(c.base), c.ttl_ms]
+        keys = [s.key for s in slots] + [b.key for b in buckets] + [c.key for c in caps]
+        status, a, b_, tightest, *levels = await self._run(self._admit, keys, args)
+        if status == 2:
+            return Verdict(False, 1000, None, 0, full=slots[int(a)])
+        if status == 3:
+            return Verdict(False, 0, None, 0, broke=caps[int(a)], spent=float(b_))
+        if status == 0:
+            return Verdict(False, int(a), buckets[int(tightest)], 0)
+        return _admitted(buckets, [float(x) for x in levels])
+
+    async def take(self, buckets: list[Bucket]) -> Verdict:
+        return await self.admit(buckets, [], "", 0)
+
+    async def acquire(self, slots: list[Slot], holder: str, ttl_ms: int) -> Slot | None:
+        return (await self.admit([], slots, holder, ttl_ms)).full
+
+    def finish(self, slots: list[Slot], holder: str, buckets: list[tuple[Bucket, float]],
+               caps: list[tuple[Cap, float]], then: Callable[[list[Settled]], None] | None = None) -> None:
+        """Goes out with the next batch."""
+        args: list[Any] = [holder, len(slots), len(buckets), len(caps)]
+        for b, delta in buckets:
+            args += [b.capacity, repr(b.per_ms), repr(float(delta))]
+        for c, delta in caps:
+            args += [repr(float(delta)), repr(c.limit), len(c.thresholds), *c.thresholds]
+        keys = [s.key for s in slots] + [b.key for b, _ in buckets] + [c.key for c, _ in caps]
+
+        def done(fut: asyncio.Future[Any]) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                log.warning("could not finish a request's limits (%s); leases expire, buckets refill",
+                            None if fut.cancelled() else fut.exception())
+            elif then is not None and caps:
+                then([Settled(c, float(r[0]), tuple(int(x) for x in r[1:]))
+                      for (c, _), r in zip(caps, fut.result(), strict=True) if r])
+
+        self._enqueue(self._finish, keys, args).add_done_callback(done)
 
     async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         return await self._enqueue(script, keys, args)
@@ -269,7 +441,4 @@ class RedisRateLimiter:
         await self.redis.aclose()
 
 
-def _log_failed_release(fut: asyncio.Future[Any]) -> None:
-    if not fut.cancelled() and fut.exception() is not None:
-        log.warning("could not release concurrency slots (%s); they expire with their lease", fut.exception())
 

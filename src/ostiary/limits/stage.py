@@ -1,10 +1,18 @@
-"""The limits stage: hold a concurrency slot and take a rate token for every scope that applies
-(key, user, tenant, route), or refuse the call. Slots are released when the answer (or the stream)
-ends.
+"""The limits stage: admit a call against every limit and budget that applies, then account for it.
 
-Answers carry the OpenAI-style `x-ratelimit-*-requests` headers of the tightest bucket; a refusal
-is a 429 with `Retry-After`. If the shared counter store (Redis) cannot be reached the call is
-refused with a 503: a limit that silently stops counting is not a limit.
+Before the call, in one atomic step (one Redis script with `redis_url`): a concurrency slot and a
+request token of every scope (key, user, team, tenant, route), the estimated tokens from every
+token bucket (prompt tokens counted offline, plus max_tokens or `limits.output_reserve`), and the
+estimated cost from every budget (priced at the dearest deployment the route may use). After it,
+the real usage settles all of them, and the call's tokens and cost go to the usage meter.
+
+A stream is counted as it flows: once its output passes what was reserved, it reserves more in
+steps of `budgets.stream_step` tokens, and a budget that cannot cover the next step ends the stream
+with a `budget_exceeded` error event before the text that would overrun it is sent.
+
+Answers carry the OpenAI-style `x-ratelimit-*` headers of the tightest request and token buckets; a
+refusal is a 429 with `Retry-After`. If the shared counter store (Redis) cannot be reached the call
+is refused with a 503: a limit that silently stops counting is not a limit.
 """
 
 from __future__ import annotations
@@ -14,99 +22,185 @@ import logging
 import math
 import os
 from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
 
-from ostiary.config.schema import Limits, Quota
+from ostiary.config.schema import Config, Quota, Route
 from ostiary.errors import GatewayError, RateLimited
-from ostiary.limits.rate import Bucket, RateLimiter, Slot, Verdict
+from ostiary.limits.alerts import BudgetAlerts
+from ostiary.limits.book import Book, scopes_of
+from ostiary.limits.meter import UsageMeter
+from ostiary.limits.pricing import Price, PriceBook, cost
+from ostiary.limits.rate import Bucket, Cap, RateLimiter, Settled, Slot, Verdict
+from ostiary.limits.settings import LimitRule
+from ostiary.limits.tokens import completion_reservation, count_text, prompt_tokens, usage_tokens
 from ostiary.pipeline.call import Call
 from ostiary.pipeline.stage import Handler
 
 log = logging.getLogger("ostiary.limits")
 T = TypeVar("T")
+Batches = AsyncIterator[list[dict[str, Any]]]
 
 
-class RateLimit:
+class BudgetExceeded(GatewayError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=429, type="insufficient_quota", code="budget_exceeded")
+
+
+_Quota = Quota | LimitRule  # the config's default for a kind of scope, or a stored override for one
+
+
+@dataclass(slots=True)
+class Ticket:
+    """What one call reserved, to be settled when it ends."""
+
+    holder: str
+    slots: list[Slot]
+    buckets: list[Bucket]  # their costs are what was taken
+    caps: list[Cap]  # their costs are what was reserved, grown by a stream's extra steps
+    input_est: int
+    output_est: int
+    out_price: float  # USD per output token at the dearest deployment (a stream's extra steps)
+    counted_out: int = 0  # output tokens counted as a stream flowed
+
+
+class LimitsStage:
     name = "limits"
 
-    def __init__(self, limits: Limits, limiter: RateLimiter, lease_seconds: float = 660.0) -> None:
-        self.limits = limits
-        self.limiter = limiter
-        # The lease bounds how long a slot can be held: a replica that dies frees its slots after it.
-        self.lease_ms = int(lease_seconds * 1000)
+    def __init__(self, cfg: Config, routes: dict[str, Route], limiter: RateLimiter, book: Book,
+                 meter: UsageMeter, alerts: BudgetAlerts, lease_seconds: float = 660.0) -> None:
+        self.limits = cfg.limits
+        self.stream_step = cfg.budgets.stream_step
+        self.limiter, self.book, self.meter, self.alerts = limiter, book, meter, alerts
+        self.lease_ms = int(lease_seconds * 1000)  # a replica that dies frees its slots after it
+        self.prices = PriceBook({name: Price(p.input, p.output, p.cached_input) for name, p in cfg.pricing.items()})
+        # Per route: the model whose tokenizer estimates its prompts, and the dearest price among
+        # the deployments it (and its fallbacks) may answer with; the real one settles afterwards.
+        self._tokenizer = {name: r.deployments[0].model for name, r in routes.items()}
+        self._dearest = {name: self._dearest_price(r, routes) for name, r in routes.items()}
+        self._deployment_model = {d.name: d.model for r in routes.values() for d in r.deployments}
 
-    def _scopes(self, call: Call) -> list[tuple[str, Quota]]:
-        p, lim = call.principal, self.limits
-        out = []
-        if lim.key is not None:
-            out.append((f"key:{p.subject}", lim.key))
-        if lim.user is not None and p.user:
-            out.append((f"user:{p.tenant}/{p.user}", lim.user))
-        if lim.tenant is not None:
-            out.append((f"tenant:{p.tenant}", lim.tenant))
+    def _dearest_price(self, route: Route, routes: dict[str, Route]) -> Price | None:
+        prices = [self.prices.price(d.model) for name in [route.name, *route.fallbacks] if name in routes
+                  for d in routes[name].deployments]
+        known = [p for p in prices if p is not None]
+        if len(known) < len(prices):
+            log.warning("route %r can be answered by a model without a price: budgets count it as free "
+                        "(add it under `pricing:` in the config)", route.name)
+        if not known:
+            return None
+        return Price(max(p.input for p in known), max(p.output for p in known),
+                     max(p.cached_input if p.cached_input is not None else p.input for p in known))
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def _quotas(self, call: Call) -> list[tuple[str, _Quota]]:
+        lim, overrides = self.limits, self.book.limits
+        defaults: dict[str, Quota | None] = {"key": lim.key, "user": lim.user, "team": None, "tenant": lim.tenant}
+        out: list[tuple[str, _Quota]] = []
+        for kind, scope in scopes_of(call.principal):
+            q: _Quota | None = overrides.get(scope) or defaults[kind]
+            if q is not None:
+                out.append((scope, q))
         if lim.route is not None:
             out.append((f"route:{call.model}", lim.route))
         return out
 
-    def buckets(self, call: Call) -> list[Bucket]:
-        out = [Bucket.per_minute(key, q.rpm) for key, q in self._scopes(call) if q.rpm is not None]
+    def plan(self, call: Call) -> Ticket | None:
+        quotas = self._quotas(call)
+        budgets = [(s, self.book.budgets[s]) for _, s in scopes_of(call.principal) if s in self.book.budgets]
         loop = self.limits.loop
+        if not quotas and not budgets and loop is None:
+            return None
+        counts_tokens = bool(budgets) or any(q.tpm or q.input_tpm or q.output_tpm for _, q in quotas)
+        est_in = est_out = 0
+        if counts_tokens:
+            est_in = prompt_tokens(call.body, self._tokenizer.get(call.model, call.model))
+            if call.kind == "chat":
+                est_out = completion_reservation(call.body, self.limits.output_reserve)
+        buckets, slots = [], []
+        for scope, q in quotas:
+            if q.rpm:
+                buckets.append(Bucket.per_minute(scope, q.rpm))
+            for prefix, limit, need in (("tpm", q.tpm, est_in + est_out), ("itpm", q.input_tpm, est_in),
+                                        ("otpm", q.output_tpm, est_out)):
+                if limit:
+                    if prefix != "otpm" and est_in > limit:
+                        raise RateLimited(f"This request has about {est_in} input tokens, more than the limit of "
+                                          f"{limit} tokens per minute for {scope!r}; shorten it.",
+                                          code="tokens_exceed_limit")
+                    # An output reservation above the whole limit waits for a full bucket instead.
+                    buckets.append(Bucket.per_minute(f"{prefix}:{scope}", limit, max(1, min(need, limit))))
+            if q.concurrent:
+                slots.append(Slot(f"inflight:{scope}", q.concurrent))
         if loop is not None:
             # The same principal, the same route, the same input: a client stuck in a retry or agent loop.
             prompt = call.body.get("messages", call.body.get("input"))
             digest = hashlib.sha256(orjson.dumps([call.model, prompt], option=orjson.OPT_SORT_KEYS)).hexdigest()
-            out.append(Bucket.per_window(f"loop:{call.principal.tenant}/{call.principal.subject}:{digest[:32]}",
-                                         loop.max_repeats, loop.window_seconds))
-        return out
+            buckets.append(Bucket.per_window(f"loop:{call.principal.tenant}/{call.principal.subject}:{digest[:32]}",
+                                             loop.max_repeats, loop.window_seconds))
+        caps, out_price = [], 0.0
+        if budgets:
+            price = self._dearest.get(call.model)
+            est_cost = cost(price, est_in, est_out) if price else 0.0
+            out_price = price.output / 1e6 if price else 0.0
+            for scope, rule in budgets:
+                period = self.book.periods.current(rule.period)
+                caps.append(Cap(f"budget:{scope}:{period.id}", rule.amount_usd, est_cost,
+                                self.book.base(scope, period), period.ttl_ms, tuple(rule.thresholds)))
+        holder = f"{call.id}:{os.urandom(6).hex()}"  # request ids come from clients: make it unique
+        return Ticket(holder, slots, buckets, caps, est_in, est_out, out_price)
 
-    def slots(self, call: Call) -> list[Slot]:
-        return [Slot(f"inflight:{key}", q.concurrent) for key, q in self._scopes(call) if q.concurrent is not None]
+    # -- the stage -----------------------------------------------------------------------------
 
     async def __call__(self, call: Call, next: Handler) -> None:
-        buckets, slots = self.buckets(call), self.slots(call)
-        if not buckets and not slots:
-            await next(call)
-            return
-        holder = f"{call.id}:{os.urandom(6).hex()}"  # request ids come from clients: make it unique
-        verdict = await self._guard(self.limiter.admit(buckets, slots, holder, self.lease_ms))
-        if verdict.full is not None:
-            kind, _, name = verdict.full.key.removeprefix("inflight:").partition(":")
-            raise RateLimited(f"{verdict.full.limit} requests are already in flight for {kind} {name!r}; retry "
-                              "when one of them has finished.", code="concurrency_limit_exceeded",
-                              headers={"retry-after": "1"})
-        self._admit(call, buckets, verdict)  # raises on a refused rate; then nothing was held
+        ticket = self.plan(call)
+        if ticket is not None:
+            verdict = await self._guard(self.limiter.admit(ticket.buckets, ticket.slots, ticket.holder,
+                                                           self.lease_ms, ticket.caps))
+            self._verdict(call, ticket, verdict)  # raises on a refusal; then nothing was held
         try:
             await next(call)
         except BaseException:
-            if slots:
-                self._release(slots, holder)
+            self._finish(call, ticket, failed=True)
             raise
-        if slots:
-            if call.stream and call.result is not None and not isinstance(call.result, dict):
-                call.result = self._release_after(call.result, slots, holder)
-            else:
-                self._release(slots, holder)
+        if call.stream and call.result is not None and not isinstance(call.result, dict):
+            call.result = Metered(self, call, ticket, call.result)
+        else:
+            self._finish(call, ticket)
 
-    def _admit(self, call: Call, buckets: list[Bucket], verdict: Verdict) -> None:
-        if not verdict.allowed:
-            wait = max(1, math.ceil(verdict.retry_after_ms / 1000))
-            b = verdict.tightest
+    def _verdict(self, call: Call, t: Ticket, v: Verdict) -> None:
+        if v.full is not None:
+            scope = v.full.key.removeprefix("inflight:")
+            raise RateLimited(f"{v.full.limit} requests are already in flight for {scope!r}; retry when one "
+                              "of them has finished.", code="concurrency_limit_exceeded",
+                              headers={"retry-after": "1"})
+        if v.broke is not None:
+            c = v.broke
+            scope, _, period = c.key.removeprefix("budget:").rpartition(":")
+            raise BudgetExceeded(f"The budget of {c.limit:.2f} USD for {scope!r} ({period}) is spent: "
+                                 f"{v.spent:.4f} USD used or reserved by requests in flight, and this request "
+                                 f"may cost up to {c.cost:.4f} USD.")
+        if not v.allowed:
+            wait = max(1, math.ceil(v.retry_after_ms / 1000))
+            b = v.tightest
             assert b is not None
             if b.key.startswith("loop:"):
                 raise RateLimited(f"The same request was sent more than {b.capacity} times in "
                                   f"{self.limits.loop.window_seconds:g}s; this looks like a runaway loop in "  # type: ignore[union-attr]
                                   "the client. Change the request or wait.", code="runaway_loop_detected",
                                   headers={"retry-after": str(wait)})
-            kind, _, name = b.key.partition(":")
-            raise RateLimited(f"Rate limit of {b.capacity} requests per minute reached for {kind} {name!r}; "
-                              f"retry in {wait}s.", headers={"retry-after": str(wait), **_headers(b, 0)})
-        # The headers describe the tightest *rate* bucket; a loop bucket is not a rate clients plan by.
-        rates = [(left, b) for b, left in zip(buckets, verdict.levels, strict=False) if not b.key.startswith("loop:")]
-        if rates:
-            left, b = min(rates, key=lambda r: r[0])
-            call.response_headers += [(k.encode(), v.encode()) for k, v in _headers(b, left).items()]
+            kind, unit = _describe(b)
+            raise RateLimited(f"Rate limit of {b.capacity} {unit} per minute reached for {kind!r}; retry in "
+                              f"{wait}s.", headers={"retry-after": str(wait), **_headers(b, 0)})
+        # Headers: the tightest request bucket and the tightest token bucket (not loop buckets).
+        for family in ("requests", "tokens"):
+            mine = [(left, b) for b, left in zip(t.buckets, v.levels, strict=False) if _family(b) == family]
+            if mine:
+                left, b = min(mine, key=lambda r: r[0] / r[1].capacity)
+                call.response_headers += [(k.encode(), x.encode()) for k, x in _headers(b, left).items()]
 
     async def _guard(self, pending: Awaitable[T]) -> T:
         try:
@@ -116,23 +210,128 @@ class RateLimit:
             raise GatewayError("The rate limiter cannot be reached; the request was not admitted.",
                                status=503, type="api_error", code="limiter_unavailable") from None
 
-    def _release(self, slots: list[Slot], holder: str) -> None:
-        # Off the answer's path: the client need not wait for the slot to be given back.
-        try:
-            self.limiter.release(slots, holder)
-        except Exception:  # the lease expiry frees it later; the answer must not fail for this
-            log.exception("could not release concurrency slots; they expire with their lease")
+    # -- accounting ----------------------------------------------------------------------------
 
-    async def _release_after(self, batches: AsyncIterator[list[dict[str, Any]]], slots: list[Slot],
-                             holder: str) -> AsyncIterator[list[dict[str, Any]]]:
+    async def extend(self, call: Call, t: Ticket) -> None:
+        """A stream has used its output reservation: reserve the next step or end it."""
+        need = max(self.stream_step, t.counted_out - t.output_est)
+        extra = [c.costing(need * t.out_price) for c in t.caps]
+        verdict = await self._guard(self.limiter.admit([], [], t.holder, 0, extra))
+        if not verdict.allowed:
+            c = verdict.broke
+            assert c is not None
+            raise BudgetExceeded(f"The answer was cut off: the budget of {c.limit:.2f} USD for "
+                                 f"{c.key.removeprefix('budget:').rpartition(':')[0]!r} is spent.")
+        t.caps = [c.costing(c.cost + e.cost) for c, e in zip(t.caps, extra, strict=True)]
+        t.output_est += need
+
+    def _finish(self, call: Call, t: Ticket | None, failed: bool = False) -> None:
+        p = call.principal
+        if call.usage is not None:
+            used_in, used_out, cached = usage_tokens(call.usage)
+        elif t is not None and t.counted_out:  # a stream that ended without its usage chunk
+            used_in, used_out, cached = t.input_est, t.counted_out, 0
+        else:
+            used_in = used_out = cached = 0
+        price = self._price(call)
+        spent = cost(price, used_in, used_out, cached) if price else 0.0
+        if t is not None:
+            deltas = {"tpm": used_in + used_out, "itpm": used_in, "otpm": used_out}
+            settle = [(b, float(deltas[b.key.partition(":")[0]] - b.cost)) for b in t.buckets
+                      if b.key.partition(":")[0] in deltas]
+            caps = [(c, spent - c.cost) for c in t.caps]
+            self.limiter.finish(t.slots, t.holder, settle, caps, self._alert if caps else None)
+        if p is not None:
+            minute = int(call.started_wall // 60)
+            self.meter.add((minute, p.tenant, p.team, p.user, p.subject, call.model, call.deployment),
+                           error=failed or call.error is not None, input_tokens=used_in, output_tokens=used_out,
+                           cached_tokens=cached, cost=spent)
+        call.decisions["cost_usd"] = spent
+
+    def _price(self, call: Call) -> Price | None:
+        p = self.prices.price(call.upstream_model) if call.upstream_model else None
+        if p is None and call.deployment is not None:
+            model = self._deployment_model.get(call.deployment)
+            p = self.prices.price(model) if model else None
+        return p or self.prices.price(call.model)
+
+    def _alert(self, settled: list[Settled]) -> None:
+        for s in settled:
+            scope, _, period = s.cap.key.removeprefix("budget:").rpartition(":")
+            for pct in s.crossed:
+                self.alerts.crossed(scope, period, pct, s.cap.limit, s.spent)
+
+
+class Metered:
+    """A stream's batches, counted as they pass; settles once however the stream ends (done,
+    failed, cut by the budget, or closed unread by a client that went away)."""
+
+    def __init__(self, stage: LimitsStage, call: Call, ticket: Ticket | None, batches: Batches) -> None:
+        self.stage, self.call, self.ticket, self.batches = stage, call, ticket, batches
+        self._counting = ticket is not None and bool(ticket.caps)
+        self._model = stage._tokenizer.get(call.model, call.model)
+        self._done = False
+
+    def __aiter__(self) -> Metered:
+        return self
+
+    async def __anext__(self) -> list[dict[str, Any]]:
         try:
-            async for batch in batches:
-                yield batch
+            batch = await self.batches.__anext__()
+            if self._counting:
+                t = self.ticket
+                assert t is not None
+                t.counted_out += _output_tokens(batch, self._model)
+                if t.counted_out > t.output_est:
+                    await self.stage.extend(self.call, t)
+        except StopAsyncIteration:
+            self._settle(failed=False)
+            raise
+        except BaseException:
+            self._settle(failed=True)
+            raise
+        return batch
+
+    async def aclose(self) -> None:
+        try:
+            close = getattr(self.batches, "aclose", None)
+            if close is not None:
+                await close()
         finally:
-            self._release(slots, holder)
+            self._settle(failed=self.call.error is not None)
+
+    def _settle(self, failed: bool) -> None:
+        if not self._done:
+            self._done = True
+            self.stage._finish(self.call, self.ticket, failed)
+
+
+def _output_tokens(batch: list[dict[str, Any]], model: str) -> int:
+    parts = []
+    for chunk in batch:
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                parts.append(delta["content"])
+            for tc in delta.get("tool_calls") or ():
+                fn = tc.get("function") or {}
+                parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
+    return count_text("".join(parts), model) if parts else 0
+
+
+def _family(b: Bucket) -> str:
+    prefix = b.key.partition(":")[0]
+    return "tokens" if prefix in ("tpm", "itpm", "otpm") else "loop" if prefix == "loop" else "requests"
+
+
+def _describe(b: Bucket) -> tuple[str, str]:
+    prefix, _, rest = b.key.partition(":")
+    units = {"tpm": "tokens", "itpm": "input tokens", "otpm": "output tokens"}
+    return (rest, units[prefix]) if prefix in units else (b.key, "requests")
 
 
 def _headers(b: Bucket, remaining: int) -> dict[str, str]:
+    unit = _family(b)
     reset_ms = max(0, math.ceil((b.capacity - remaining) / b.per_ms))
-    return {"x-ratelimit-limit-requests": str(b.capacity), "x-ratelimit-remaining-requests": str(remaining),
-            "x-ratelimit-reset-requests": f"{reset_ms}ms"}
+    return {f"x-ratelimit-limit-{unit}": str(b.capacity), f"x-ratelimit-remaining-{unit}": str(remaining),
+            f"x-ratelimit-reset-{unit}": f"{reset_ms}ms"}

@@ -1,0 +1,120 @@
+"""The limits and budgets the request path reads, held in memory and reloaded on every change.
+
+The admin API stores budgets and limit overrides per scope (`tenant:acme`, `team:acme/risk`,
+`user:acme/alice`, `key:<lineage>`). `Book.load` reads them, plus what each budget has already spent
+in its current period according to the usage table: a budget counter that does not exist yet (a new
+period, a flushed Redis, a restarted single node) starts from that figure, so a restart does not
+hand out a month's budget twice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from ostiary.identity.principal import Principal
+from ostiary.limits.settings import BudgetRule, LimitRule, load_budgets, load_limits
+from ostiary.store import Store
+from ostiary.store.schema import api_keys, usage
+
+
+def scopes_of(p: Principal) -> list[tuple[str, str]]:
+    """(kind, scope) for every scope a principal counts under, narrowest first."""
+    # The credential: a key by its lineage (rotation keeps its limits and spend), a token by subject.
+    out = [("key", f"key:{p.lineage or p.subject}" if p.kind == "key" else f"{p.kind}:{p.subject}")]
+    if p.user:
+        out.append(("user", f"user:{p.tenant}/{p.user}"))
+    if p.team:
+        out.append(("team", f"team:{p.tenant}/{p.team}"))
+    out.append(("tenant", f"tenant:{p.tenant}"))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    id: str  # "2026-11-28", "2026-11" or "total"
+    start: datetime | None  # UTC; None for "total"
+    end: float  # epoch seconds when it is over (inf for "total")
+
+    @property
+    def ttl_ms(self) -> int:
+        # A day past its end: a replica with a slow clock still finds the counter.
+        return 0 if self.end == float("inf") else int((self.end - time.time() + 86_400) * 1000)
+
+
+class Periods:
+    """Calendar days and months in the configured zone, recomputed only when one ends."""
+
+    def __init__(self, zone: str) -> None:
+        self.zone = ZoneInfo(zone)
+        self._cache: dict[str, Period] = {}
+
+    def current(self, kind: str) -> Period:
+        p = self._cache.get(kind)
+        if p is None or time.time() >= p.end:
+            p = self._cache[kind] = self._compute(kind)
+        return p
+
+    def _compute(self, kind: str) -> Period:
+        if kind == "total":
+            return Period("total", None, float("inf"))
+        now = datetime.now(self.zone)
+        if kind == "day":
+            start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            end = (start + timedelta(days=1)).replace(hour=0)  # a zone's day is not always 24 h
+            label = start.strftime("%Y-%m-%d")
+        else:
+            start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            end = (start + timedelta(days=32)).replace(day=1)
+            label = start.strftime("%Y-%m")
+        # Re-attach the zone after the arithmetic so a DST change in the period is accounted for.
+        end = end.replace(tzinfo=None).replace(tzinfo=self.zone)
+        return Period(label, start.astimezone(UTC), end.timestamp())
+
+
+class Book:
+    def __init__(self, store: Store, zone: str = "UTC") -> None:
+        self.store = store
+        self.periods = Periods(zone)
+        self.budgets: dict[str, BudgetRule] = {}
+        self.limits: dict[str, LimitRule] = {}
+        self._bases: dict[tuple[str, str], float] = {}  # (scope, period id) -> spend in the database
+
+    def load(self) -> None:
+        """Read rules and spend; called at start and whenever the directory generation moves."""
+        with self.store.engine.connect() as conn:
+            budgets, limits = load_budgets(conn), load_limits(conn)
+            bases = {}
+            for scope, rule in budgets.items():
+                period = self.periods.current(rule.period)
+                bases[(scope, period.id)] = spent_since(conn, scope, period.start)
+        self.budgets, self.limits, self._bases = budgets, limits, bases
+
+    def base(self, scope: str, period: Period) -> float:
+        # Not loaded for this period: it began after the last load, and nothing was spent in it then.
+        return self._bases.get((scope, period.id), 0.0)
+
+
+def spent_since(conn: sa.Connection, scope: str, since: datetime | None) -> float:
+    """What the usage table says a scope spent since a time (all time if None)."""
+    kind, _, name = scope.partition(":")
+    q = sa.select(sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0.0))
+    cond: list[Any] = []
+    if kind == "key":
+        family = sa.select(api_keys.c.id).where(sa.or_(api_keys.c.lineage == name, api_keys.c.id == name))
+        cond.append(usage.c.key_id.in_(family))
+    else:
+        tenant, _, who = name.partition("/")
+        cond.append(usage.c.tenant_id == tenant)
+        if kind == "user":
+            cond.append(usage.c.user_id == who)
+        elif kind == "team":
+            cond.append(usage.c.team == who)
+    if since is not None:
+        cond.append(usage.c.minute >= since)
+    return float(conn.execute(q.where(*cond)).scalar_one())
