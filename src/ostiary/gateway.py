@@ -74,6 +74,7 @@ class Gateway:
         # Budget periods follow the zone configured at start (like the stores, a change needs a restart).
         self.book = Book(self.store, cfg.budgets.timezone)
         self.keys.followers.append(self.book.load)
+        self.keys.followers.append(self._warm_tokenizers)
         self.keys.load()
         self.admin = AdminAPI(key_service)
         self.meter = UsageMeter(self.store)
@@ -97,11 +98,18 @@ class Gateway:
         longest = max([cfg.timeouts.total, *(d.timeouts.total for r in cfg.routes for d in r.deployments if d.timeouts)])
         limits = LimitsStage(cfg, router.routes, self.limiter, self.book, self.meter,
                              BudgetAlerts(cfg.budgets, self.pool), lease_seconds=longest + 60)
+        self._limits = limits
         stages: list[Stage] = [identify, *([authorize] if authorize else []), limits]
         # guardrails and audit join here
         models = {"object": "list", "data": [model_card(r.name) for r in cfg.routes]}
         return Runtime(loaded, router, identify, compose(stages, router), loaded.version.encode(),
                        orjson.dumps(models))
+
+    def _warm_tokenizers(self) -> None:
+        # A budget or token limit set through the admin API: load the tokenizers before it is used.
+        limits: LimitsStage | None = getattr(self, "_limits", None)  # None while starting
+        if limits is not None and limits.counts_tokens(self.runtime.config):
+            limits.warm()
 
     def reload(self) -> bool:
         """Load the config file again; on any error keep serving the current one. True if swapped."""

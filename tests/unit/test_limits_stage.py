@@ -36,7 +36,7 @@ async def _next(c: Call) -> None:
     c.result = {"ok": True}
 
 
-def RateLimit(limits: Limits, limiter: RateLimiter, **config: Any) -> LimitsStage:  # noqa: N802
+def RateLimit(limits: Limits, limiter: RateLimiter, **config: Any) -> LimitsStage:
     """A stage on a one-route config ("m", mock model m, priced at 1 USD / 2 USD per million)."""
     cfg = Config.model_validate({"routes": [{"name": "m", "deployments": [{"provider": "mock", "model": "m"}]}],
                                  "pricing": {"m": {"input": 1.0, "output": 2.0}}, **config})
@@ -142,3 +142,103 @@ async def test_headers_describe_the_rate_not_the_loop_bucket() -> None:
     headers = dict(c.response_headers)
     assert headers[b"x-ratelimit-limit-requests"] == b"600"
     assert headers[b"x-ratelimit-remaining-requests"] == b"599"
+
+
+def _answer(prompt_tokens: int, completion_tokens: int) -> Any:
+    async def handler(c: Call) -> None:
+        c.result = {"ok": True}
+        c.usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+        c.deployment = "d"
+
+    return handler
+
+
+async def test_token_reservation_is_settled_with_the_real_usage() -> None:
+    limiter = MemoryRateLimiter()
+    stage = RateLimit(Limits(key=Quota(tpm=1000), output_reserve=500), limiter)
+    c = call(text="Hello")
+    t = stage.plan(c)
+    assert t is not None and t.input_est > 0 and t.output_est == 500
+    assert t.buckets[0].key == "tpm:key:ost-alice" and t.buckets[0].cost == t.input_est + 500
+    await stage(c, _answer(10, 20))
+    headers = dict(c.response_headers)
+    assert headers[b"x-ratelimit-limit-tokens"] == b"1000"
+    assert int(headers[b"x-ratelimit-remaining-tokens"]) == 1000 - t.input_est - 500  # before settling
+    # Settled: 30 tokens used, not the ~510 reserved; a second call sees (almost) the whole bucket.
+    c2 = call(text="Hello")
+    c2.body["max_tokens"] = 5
+    await stage(c2, _answer(10, 5))
+    assert int(dict(c2.response_headers)[b"x-ratelimit-remaining-tokens"]) >= 1000 - 30 - t.input_est - 5
+
+
+async def test_token_limit_refuses_and_a_prompt_above_the_limit_is_told_so() -> None:
+    stage = RateLimit(Limits(tenant=Quota(input_tpm=50)), MemoryRateLimiter())
+    with pytest.raises(RateLimited) as e:
+        await stage(call(text="word " * 200), _answer(200, 1))
+    assert e.value.code == "tokens_exceed_limit" and "shorten" in e.value.message
+    await stage(call(text="hi"), _answer(45, 1))  # settles 45 of the 50
+    with pytest.raises(RateLimited) as e:
+        await stage(call(text="hello there friend"), _answer(10, 1))
+    assert "input tokens per minute" in e.value.message and e.value.headers["retry-after"]
+
+
+def _with_budget(stage: LimitsStage, scope: str, amount: float, thresholds: tuple[int, ...] = ()) -> None:
+    stage.book.budgets = {scope: BudgetRule(amount_usd=amount, period="month", thresholds=thresholds)}
+
+
+async def test_budget_reserves_the_estimate_refuses_when_spent_and_reports_thresholds() -> None:
+    stage = RateLimit(Limits(output_reserve=100), MemoryRateLimiter())
+    # 1 USD / 2 USD per million: a call of 1,000,000 input tokens costs 1 USD.
+    _with_budget(stage, "tenant:acme", 2.5, (50, 100))
+    crossed: list[tuple[str, int]] = []
+    stage.alerts.crossed = lambda scope, period, pct, limit, spent: crossed.append((scope, pct))  # type: ignore[method-assign]
+    await stage(call(), _answer(1_000_000, 0))  # 1 USD
+    assert crossed == []  # 1.0 < 1.25: not yet
+    await stage(call(), _answer(1_000_000, 0))  # 2 USD: crosses 50 %
+    assert crossed == [("tenant:acme", 50)]
+    await stage(call(), _answer(250_000, 0))  # 2.25 USD
+    await stage(call(), _answer(250_000, 0))  # admitted (2.25 + a small estimate), settles at 2.5
+    with pytest.raises(GatewayError) as e:
+        await stage(call(), _answer(1, 0))
+    assert e.value.status == 429 and e.value.code == "budget_exceeded" and "'tenant:acme'" in e.value.message
+    assert crossed == [("tenant:acme", 50), ("tenant:acme", 100)]
+    assert stage.meter._rows  # usage was metered
+
+
+async def test_a_failed_call_gives_its_reservation_back() -> None:
+    stage = RateLimit(Limits(output_reserve=1_000_000), MemoryRateLimiter())
+    _with_budget(stage, "key:ost-alice", 2.1)  # each call reserves 2 USD of output
+
+    async def boom(c: Call) -> None:
+        raise GatewayError("upstream down", status=502)
+
+    for _ in range(3):
+        with pytest.raises(GatewayError) as e:
+            await stage(call(), boom)
+        assert e.value.status == 502  # never budget_exceeded: nothing was spent
+    await stage(call(), _answer(1, 1))
+
+
+async def test_a_stream_is_cut_with_an_error_when_it_would_overrun_the_budget() -> None:
+    stage = RateLimit(Limits(output_reserve=10), MemoryRateLimiter(), budgets={"stream_step": 10})
+    # Output at 2 USD per million tokens: 0.0001 USD allows 50 output tokens (after the input).
+    _with_budget(stage, "tenant:acme", 0.0001)
+
+    async def stream(c: Call) -> None:
+        async def batches() -> Any:
+            for _ in range(20):
+                yield [{"choices": [{"index": 0, "delta": {"content": "word " * 5}}]}]
+
+        c.result = batches()
+
+    s = call()
+    s.stream = True
+    await stage(s, stream)
+    got: list[Any] = []
+    with pytest.raises(GatewayError) as e:
+        async for batch in s.result:  # type: ignore[union-attr]
+            got.append(batch)
+    assert e.value.code == "budget_exceeded" and "cut off" in e.value.message
+    assert 3 <= len(got) < 10  # ~5 tokens a batch: cut near 50 tokens, never all 20 batches
+    with pytest.raises(GatewayError):  # and the budget is spent now
+        await stage(call(), _answer(1, 1))

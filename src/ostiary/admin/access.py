@@ -5,9 +5,9 @@
 - `admin` sees and manages every tenant. Only an admin creates tenants, grants the role admin (to
   a key or a user), changes an admin user or key, or sets a tenant's own budget or limits (the cap a
   tenant admin works within).
-- `tenant_admin` sees and manages its own tenant only. Another tenant's objects answer 404 exactly
-  like missing ones, so their existence does not leak; naming another tenant in a body or a query
-  is a 403, because the caller said it outright.
+- `tenant_admin` sees and manages its own tenant only. Another tenant's objects (addressed in the
+  path: a key, a user, a scope) answer 404 exactly like missing ones, so their existence does not
+  leak; naming another tenant in a body or a query is a 403, because the caller said it outright.
 - `auditor` reads the usage and the admin events of its own tenant, nothing else.
 """
 

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 
 
 class BudgetBody(msgspec.Struct, forbid_unknown_fields=True):
-    """A spending cap: amount_usd (> 0) per period (day and month are UTC calendar periods, total is
-    forever); notifications fire at the thresholds, in percent of the amount (1 to 100)."""
+    """A spending cap: amount_usd (> 0) per period (day or month: calendar periods in the configured
+    budgets.timezone; total: forever); notifications fire at the thresholds, in percent of the
+    amount (1 to 100)."""
 
     amount_usd: float
     period: str

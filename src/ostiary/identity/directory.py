@@ -202,7 +202,7 @@ class Directory:
         if not isinstance(role, Keep):
             new["role"] = _check_role(role)
         with self.store.engine.begin() as conn:
-            old = self._visible_user(conn, tenant, user_id, within)
+            old = self._visible_user(conn, tenant, user_id, within, lock=True)
             if keep_admins and "admin" in (old.role, new.get("role")):
                 raise NotAllowedError("only an admin can change an admin user or make a user admin", param="role")
             changes = {k: {"old": getattr(old, k), "new": v} for k, v in new.items() if getattr(old, k) != v}
@@ -219,7 +219,7 @@ class Directory:
         """Remove the user record. Its keys stay valid (revoke them separately); they no longer
         count for the user's team. With `keep_admins`, an admin user is refused."""
         with self.store.engine.begin() as conn:
-            old = _user(self._visible_user(conn, tenant, user_id, within))
+            old = _user(self._visible_user(conn, tenant, user_id, within, lock=True))
             if keep_admins and old.role == "admin":
                 raise NotAllowedError("only an admin can delete an admin user", param="id")
             conn.execute(users.delete().where(users.c.tenant_id == tenant, users.c.id == user_id))
@@ -236,8 +236,9 @@ class Directory:
             raise NotFoundError(f"no tenant {tenant_id!r}", param="tenant")
         return row
 
-    def _visible_user(self, conn: sa.Connection, tenant: str, user_id: str, within: str | None) -> Any:
-        row = None if within is not None and tenant != within else _user_row(conn, tenant, user_id)
+    def _visible_user(self, conn: sa.Connection, tenant: str, user_id: str, within: str | None,
+                      lock: bool = False) -> Any:
+        row = None if within is not None and tenant != within else _user_row(conn, tenant, user_id, lock)
         if row is None:
             raise NotFoundError(f"no user {user_id!r} in tenant {tenant!r}", param="id")
         return row
@@ -251,8 +252,11 @@ def _tenant_row(conn: sa.Connection, tenant_id: str) -> Any:
     return conn.execute(sa.select(tenants).where(tenants.c.id == tenant_id)).first()
 
 
-def _user_row(conn: sa.Connection, tenant: str, user_id: str) -> Any:
-    return conn.execute(sa.select(users).where(users.c.tenant_id == tenant, users.c.id == user_id)).first()
+def _user_row(conn: sa.Connection, tenant: str, user_id: str, lock: bool = False) -> Any:
+    q = sa.select(users).where(users.c.tenant_id == tenant, users.c.id == user_id)
+    # PostgreSQL: lock the row, so what was checked (its role) is what is changed. SQLite has one
+    # writer at a time and no row locks; SQLAlchemy leaves the clause out there.
+    return conn.execute(q.with_for_update() if lock else q).first()
 
 
 def _tenant(row: Any) -> Tenant:

@@ -103,10 +103,13 @@ class RateLimiter(Protocol):
         """Hold one slot of each, all or nothing; None on success, else the full one."""
 
     def finish(self, slots: list[Slot], holder: str, buckets: list[tuple[Bucket, float]],
-               caps: list[tuple[Cap, float]], then: Callable[[list[Settled]], None] | None = None) -> None:
+               caps: list[tuple[Cap, float]], then: Callable[[list[Settled]], None] | None = None,
+               probe: float = 0.0) -> None:
         """Give the slots back and add each delta (used minus reserved) to its bucket and cap.
         Returns at once; `then` gets the caps' new spend when it is known. Nobody waits for it: a
-        failure is logged, and leases and bucket refills bound what it costs."""
+        failure is logged, and leases and bucket refills bound what it costs. Thresholds are checked
+        against spend + `probe`: a refused request passes its cost, so "100 %" is announced when
+        the budget turns requests away even if the spend itself stops just short of the limit."""
 
     async def aclose(self) -> None: ...
 
@@ -162,7 +165,8 @@ class MemoryRateLimiter:
         return (await self.admit([], slots, holder, ttl_ms)).full
 
     def finish(self, slots: list[Slot], holder: str, buckets: list[tuple[Bucket, float]],
-               caps: list[tuple[Cap, float]], then: Callable[[list[Settled]], None] | None = None) -> None:
+               caps: list[tuple[Cap, float]], then: Callable[[list[Settled]], None] | None = None,
+               probe: float = 0.0) -> None:
         for s in slots:
             left = self._held.get(s.key, 0) - 1
             if left > 0:
@@ -182,7 +186,7 @@ class MemoryRateLimiter:
             self._caps[c.key] = (spend, expires)
             crossed = []
             for pct in c.thresholds:
-                if spend >= c.limit * pct / 100 and (c.key, pct) not in self._alerted:
+                if spend + probe >= c.limit * pct / 100 and (c.key, pct) not in self._alerted:
                     self._alerted.add((c.key, pct))
                     crossed.append(pct)
             out.append(Settled(c, spend, tuple(crossed)))
@@ -235,8 +239,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ns = tonumber(ARGV[2])
 local nb = tonumber(ARGV[3])
 local nc = tonumber(ARGV[4])
+local probe = tonumber(ARGV[5])
 for i = 1, ns do redis.call('ZREM', KEYS[i], ARGV[1]) end
-local a = 5
+local a = 6
 for j = 1, nb do
   local key = KEYS[ns + j]
   local cap = tonumber(ARGV[a]); local rate = tonumber(ARGV[a + 1]); local delta = tonumber(ARGV[a + 2])
@@ -259,7 +264,7 @@ for k = 1, nc do
     local ttl = redis.call('PTTL', key)
     for i = 1, n do
       local pct = tonumber(ARGV[a + 2 + i])
-      if spent >= limit * pct / 100 and redis.call('HSETNX', key .. ':alerts', pct, 1) == 1 then
+      if spent + probe >= limit * pct / 100 and redis.call('HSETNX', key .. ':alerts', pct, 1) == 1 then
         res[#res + 1] = pct
       end
     end
@@ -387,9 +392,10 @@ class RedisRateLimiter:
         return (await self.admit([], slots, holder, ttl_ms)).full
 
     def finish(self, slots: list[Slot], holder: str, buckets: list[tuple[Bucket, float]],
-               caps: list[tuple[Cap, float]], then: Callable[[list[Settled]], None] | None = None) -> None:
+               caps: list[tuple[Cap, float]], then: Callable[[list[Settled]], None] | None = None,
+               probe: float = 0.0) -> None:
         """Goes out with the next batch."""
-        args: list[Any] = [holder, len(slots), len(buckets), len(caps)]
+        args: list[Any] = [holder, len(slots), len(buckets), len(caps), repr(probe)]
         for b, delta in buckets:
             args += [b.capacity, repr(b.per_ms), repr(float(delta))]
         for c, delta in caps:

@@ -93,8 +93,9 @@ def parse_scope(text: str, param: str = "scope") -> Scope:
 
 @dataclass(frozen=True, slots=True)
 class BudgetRule:
-    """A spending cap: `amount_usd` per `period` (day, month: UTC calendar; total: ever), with
-    notification thresholds in percent. Validated on construction, so every instance is usable."""
+    """A spending cap: `amount_usd` per `period` (day or month, calendar periods in the configured
+    budgets.timezone; or total: ever), with notification thresholds in percent of the amount.
+    Validated on construction, so every instance is usable."""
 
     amount_usd: float
     period: str

@@ -143,9 +143,10 @@ class App:
         anthropic = call.api == "anthropic.messages"
         want_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
         translator = OpenAIToAnthropicStream(call.model) if anthropic else None
-        await start_sse(send, headers + call.response_headers)
-        call.status = 200
         try:
+            # Inside the try: a client gone before the first byte must still close (and settle) the stream.
+            await start_sse(send, headers + call.response_headers)
+            call.status = 200
             async for batch in batches:
                 # One write per upstream read: the chunks that arrived together leave together.
                 if translator is not None:

@@ -1,0 +1,148 @@
+"""Token limits and budgets that hold across replicas: three gateway processes on one PostgreSQL and
+one Redis, driven concurrently."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from contextlib import ExitStack
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from ostiary.limits.settings import BudgetRule, Settings
+from ostiary.store import Store
+from ostiary.store.events import CLI
+from ostiary.store.schema import usage
+from tests.integration.conftest import pg_database
+from tests.support import gateway, keys
+
+HELLO = [{"role": "user", "content": "Hello"}]
+PRICE = 1000.0  # USD per million tokens, in and out: a mock answer (8 tokens) costs 0.008 USD
+
+
+def _drive(urls: list[str], body: dict[str, Any], seconds: float, headers: dict[str, str] | None = None,
+           threads: int = 12) -> tuple[list[httpx.Response], float]:
+    """Send `body` from several threads, round robin over the replicas, for `seconds`; the answers
+    and how long after the start the last request was sent (until then, buckets refilled)."""
+    out: list[httpx.Response] = []
+    lock = threading.Lock()
+    t0 = time.monotonic()
+    last = [t0]
+
+    def run(n: int) -> None:
+        with httpx.Client(timeout=10, headers=headers) as c:
+            while (sent := time.monotonic()) - t0 < seconds:
+                last[0] = max(last[0], sent)
+                r = c.post(f"{urls[n % len(urls)]}/v1/chat/completions", json=body)
+                with lock:
+                    out.append(r)
+                n += 1
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return out, last[0] - t0
+
+
+def _tokens(r: httpx.Response) -> int:
+    u = r.json()["usage"]
+    return int(u["prompt_tokens"]) + int(u["completion_tokens"])
+
+
+def test_three_replicas_admit_the_token_limit_within_one_percent(tmp_path: Path) -> None:
+    route = f"tokens-{secrets.token_hex(4)}"  # fresh counters in the shared Redis
+    tpm = 3000  # a burst of 3000 tokens, then 50 a second; one answer is 8 tokens
+    with ExitStack() as stack:
+        urls = []
+        for i in range(3):
+            cfg = tmp_path / f"r{i}.yaml"
+            cfg.write_text(f"server: {{data_dir: {tmp_path / f'data{i}'}}}\nredis_url: redis://127.0.0.1:6379/0\n"
+                           f"limits: {{route: {{tpm: {tpm}}}}}\nroutes:\n"
+                           f"  - name: {route}\n    deployments: [{{provider: mock, model: m}}]\n")
+            urls.append(stack.enter_context(gateway(cfg))[0])
+        answers, elapsed = _drive(urls, {"model": route, "messages": HELLO, "max_tokens": 8}, 2.0)
+
+    ok = [r for r in answers if r.status_code == 200]
+    refused = [r for r in answers if r.status_code == 429]
+    assert len(ok) + len(refused) == len(answers), {r.status_code for r in answers}
+    assert refused, "the load never reached the limit: the test proves nothing"
+    admitted = sum(_tokens(r) for r in ok)
+    expected = tpm + tpm / 60 * elapsed
+    assert abs(admitted - expected) <= 0.01 * expected, (admitted, expected)
+    assert ok[0].headers["x-ratelimit-limit-tokens"] == str(tpm)
+    assert "tokens per minute" in refused[0].json()["error"]["message"]
+    assert int(refused[0].headers["retry-after"]) >= 1
+
+
+class _Webhook:
+    """A local receiver for budget threshold webhooks."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        events = self.events
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                events.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_budget_across_replicas_is_overrun_by_at_most_one_reservation(tmp_path: Path) -> None:
+    for db in pg_database():
+        _budget_across_replicas(tmp_path, db)
+
+
+def _budget_across_replicas(tmp_path: Path, db: str) -> None:
+    hook = _Webhook()
+    cfg = tmp_path / "shared.yaml"
+    cfg.write_text(f"database_url: {db}\nredis_url: redis://127.0.0.1:6379/0\n"
+                   "identity: {key_secret: replicas-share-this-secret, refresh_seconds: 0.2}\n"
+                   f"server: {{data_dir: {tmp_path / 'data'}}}\n"
+                   f"budgets: {{webhook_url: '{hook.url}'}}\n"
+                   f"pricing: {{mock-1: {{input: {PRICE}, output: {PRICE}}}}}\n"
+                   "routes:\n  - name: mock-1\n    deployments: [{provider: mock, model: mock-1}]\n")
+    tenant = f"t{secrets.token_hex(3)}"  # budget counters in the shared Redis are per tenant and month
+    key = keys(cfg, "create", "--tenant", tenant)["key"]
+    store = Store(db)
+    limit = 1.0
+    Settings(store).set_budget(f"tenant:{tenant}", BudgetRule(amount_usd=limit, period="month",
+                                                              thresholds=(50, 80, 100)), actor=CLI)
+    body = {"model": "mock-1", "messages": HELLO, "max_tokens": 8}
+    with ExitStack() as stack:
+        urls = [stack.enter_context(gateway(cfg))[0] for _ in range(3)]
+        answers, _ = _drive(urls, body, 2.0, headers={"authorization": f"Bearer {key}"})
+        time.sleep(0.5)  # webhooks are sent off the request path
+    ok = [r for r in answers if r.status_code == 200]
+    refused = [r for r in answers if r.status_code == 429]
+    assert len(ok) + len(refused) == len(answers), {r.status_code for r in answers}
+    assert refused and all(r.json()["error"]["code"] == "budget_exceeded" for r in refused)
+    spent = sum(_tokens(r) for r in ok) * PRICE / 1e6
+    # A request reserves its prompt (about 8 tokens) and max_tokens (8): 0.016 USD at most.
+    reservation = 16 * PRICE / 1e6
+    assert limit - reservation <= spent <= limit + reservation, (spent, len(ok))
+    # Each threshold was announced once, by one replica.
+    assert sorted(e["threshold_percent"] for e in hook.events) == [50, 80, 100], hook.events
+    assert {e["scope"] for e in hook.events} == {f"tenant:{tenant}"}
+    # The replicas flushed their usage on the way out: the report agrees with what clients saw.
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(sa.func.sum(usage.c.requests), sa.func.sum(usage.c.cost_usd))
+                           .where(usage.c.tenant_id == tenant)).one()
+    store.close()
+    hook.server.shutdown()
+    assert row[0] == len(ok) and abs(row[1] - spent) < 1e-9, (row, len(ok), spent)
