@@ -88,6 +88,9 @@ def main() -> int:
                     help="rpm limits per key, tenant and route and concurrency limits per key and tenant (high "
                          "enough never to refuse), counted in "
                          "memory or in Redis at 127.0.0.1:6379")
+    ap.add_argument("--tokens", action="store_true",
+                    help="with --limits: token limits (tpm) per key and tenant too, and with --auth a monthly budget "
+                         "for the key's tenant (prompts counted offline, reserved and settled on every request)")
     args = ap.parse_args()
     concs = [int(c) for c in args.conc.split(",")]
     atexit.register(_cleanup)
@@ -102,8 +105,10 @@ def main() -> int:
     cfg = tmp / "ostiary.yaml"
     limits = ""
     if args.limits != "off":
-        limits = ("limits: {key: {rpm: 100000000, concurrent: 100000}, tenant: {rpm: 100000000, concurrent: 100000},"
-                  " route: {rpm: 100000000}}\n")
+        tpm = ", tpm: 1000000000000" if args.tokens else ""
+        limits = (f"limits: {{key: {{rpm: 100000000, concurrent: 100000{tpm}}}, tenant: {{rpm: 100000000, "
+                  f"concurrent: 100000{tpm}}}, route: {{rpm: 100000000}}}}\n"
+                  "pricing: {bench-up: {input: 0.01, output: 0.01}}\n")
         if args.limits == "redis":
             limits += "redis_url: redis://127.0.0.1:6379/0\n"
     cfg.write_text(f"server: {{data_dir: {tmp / 'data'}}}\n{limits}routes:\n  - name: bench\n    deployments:\n"
@@ -113,6 +118,13 @@ def main() -> int:
         out = subprocess.run([PY, "-m", "ostiary", "keys", "create", "--tenant", "bench", "--config", str(cfg)],
                              capture_output=True, text=True, check=True)
         gw_headers = {"Authorization": f"Bearer {out.stdout.strip()}"}
+        if args.tokens:
+            from ostiary.limits.settings import BudgetRule, Settings
+            from ostiary.store import Store
+            from ostiary.store.events import CLI
+
+            Settings(Store(f"sqlite:///{tmp / 'data' / 'ostiary.db'}")).set_budget(
+                "tenant:bench", BudgetRule(amount_usd=1e9, period="month"), actor=CLI)
     gw = start(pin(GATEWAY_CPU, [PY, "-m", "ostiary", "serve", "--config", str(cfg), "--port", str(gw_port),
                                  "--no-watch", "--log-level", "warning"]), {}, tmp / "gateway.log", cwd=CWD)
     direct_url = f"http://127.0.0.1:{up_port}/v1/chat/completions"
@@ -148,7 +160,7 @@ def main() -> int:
         print(f"| {r['mode']} | {r['conc']} | {d['rps']:,.0f} | {d['p50']:.3f} | {g['rps']:,.0f} | {g['p50']:.3f} "
               f"| {g['p99']:.3f} | +{r['added_p50']:.3f} | {g['cpu']:.0f} | {g['errors']} |")
     print(f"\nidentity: {'an API key on every request' if args.auth else 'no keys (anonymous loopback, through the identity stage)'}; "
-          f"rate limits: {args.limits}; "
+          f"rate limits: {args.limits}{' with token limits and a budget' if args.tokens else ''}; "
           f"gateway peak RSS (VmHWM): {rss:.0f} MB; medians of {args.reps} x {args.duration}s runs; "
           f"gateway pinned to CPU {GATEWAY_CPU}, mock upstream and wrk to CPU {UPSTREAM_CPU}")
     out = Path(__file__).resolve().parent / "results"

@@ -92,9 +92,9 @@ async def test_a_valid_token_maps_its_claims(keys: Keys, tmp_path: Path) -> None
 async def test_claim_mapping_and_default_tenant(keys: Keys, tmp_path: Path) -> None:
     (tmp_path / "jwks.json").write_bytes(keys.jwks())
     v = verifier(jwks_file=tmp_path / "jwks.json", default_tenant="public-sector",
-                 claims={"tenant": "org", "user": "email", "roles": "role"})
-    p = await v.verify(keys.token(tenant=None, email="a@b.test", role="tenant_admin"))
-    assert (p.tenant, p.user, p.role) == ("public-sector", "a@b.test", "tenant_admin")
+                 claims={"tenant": "org", "user": "email", "roles": "role", "team": "dept"})
+    p = await v.verify(keys.token(tenant=None, email="a@b.test", role="tenant_admin", dept="risk"))
+    assert (p.tenant, p.user, p.role, p.team) == ("public-sector", "a@b.test", "tenant_admin", "risk")
     with pytest.raises(Unauthenticated, match="no 'tenant' claim"):
         await verifier(jwks_file=tmp_path / "jwks.json").verify(keys.token(tenant=None))
 

@@ -109,6 +109,7 @@ class Claims(Strict):
     tenant: str = Field("tenant", description="claim holding the tenant")
     user: str = Field("sub", description="claim holding the user")
     roles: str = Field("roles", description="claim holding a role or a list of roles")
+    team: str | None = Field(None, description="claim holding the team (budgets count per team)")
 
 
 class Issuer(Strict):

@@ -124,6 +124,7 @@ def _principal(issuer: Issuer, claims: dict[str, Any]) -> Principal:
     roles = [raw_roles] if isinstance(raw_roles, str) else list(raw_roles)
     role = next((r for r in ROLES if r in roles), "developer")
     user = claims.get(issuer.claims.user)
+    team = claims.get(issuer.claims.team) if issuer.claims.team else None
     return Principal(kind="jwt", subject=str(claims.get("sub", "")), tenant=str(tenant),
                      user=None if user is None else str(user), role=role, scopes=frozenset(issuer.scopes),
-                     models=None, clearance=issuer.clearance)
+                     models=None, clearance=issuer.clearance, team=None if team is None else str(team))
