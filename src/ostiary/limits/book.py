@@ -84,6 +84,7 @@ class Book:
         self.budgets: dict[str, BudgetRule] = {}
         self.limits: dict[str, LimitRule] = {}
         self._bases: dict[tuple[str, str], float] = {}  # (scope, period id) -> spend in the database
+        self.version = 0  # grows on every load: what was derived from the rules is stale
 
     def load(self) -> None:
         """Read rules and spend; called at start and whenever the directory generation moves."""
@@ -94,6 +95,7 @@ class Book:
                 period = self.periods.current(rule.period)
                 bases[(scope, period.id)] = spent_since(conn, scope, period.start)
         self.budgets, self.limits, self._bases = budgets, limits, bases
+        self.version += 1
 
     def base(self, scope: str, period: Period) -> float:
         # Not loaded for this period: it began after the last load, and nothing was spent in it then.

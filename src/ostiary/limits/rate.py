@@ -25,7 +25,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 log = logging.getLogger("ostiary.limits")
@@ -47,7 +47,7 @@ class Bucket:
         return cls(key, count, count / (seconds * 1000.0))
 
     def costing(self, cost: int) -> Bucket:
-        return replace(self, cost=cost)
+        return Bucket(self.key, self.capacity, self.per_ms, cost)  # dataclasses.replace is 10x slower
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,7 @@ class Cap:
     thresholds: tuple[int, ...] = ()  # percentages of the limit reported once each per period
 
     def costing(self, cost: float) -> Cap:
-        return replace(self, cost=cost)
+        return Cap(self.key, self.limit, cost, self.base, self.ttl_ms, self.thresholds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +229,12 @@ def _wait(buckets: list[Bucket], levels: list[float]) -> float:
 def _admitted(buckets: list[Bucket], left: list[float]) -> Verdict:
     if not buckets:
         return Verdict(True, 0, None, 0)
-    i = min(range(len(buckets)), key=lambda j: left[j] / buckets[j].capacity)
-    return Verdict(True, 0, buckets[i], max(0, int(left[i])), levels=tuple(max(0, int(x)) for x in left))
+    levels = tuple(int(x) if x > 0 else 0 for x in left)
+    i, least = 0, left[0] / buckets[0].capacity
+    for j in range(1, len(buckets)):
+        if left[j] / buckets[j].capacity < least:
+            i, least = j, left[j] / buckets[j].capacity
+    return Verdict(True, 0, buckets[i], levels[i], levels=levels)
 
 
 _FINISH = """

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -235,62 +235,64 @@ class Settings:
             return write_budget(conn, scope, rule, actor=actor, within=within)
 
     def get_budget(self, scope: str, within: str | None = None) -> Budget:
-        with self.store.engine.connect() as conn:
-            stored, _ = resolve(conn, scope, within)
-            row = conn.execute(sa.select(budgets).where(budgets.c.scope == stored)).first()
-        if row is None:
-            raise NotFoundError(f"no budget is set for {stored}", param="scope")
-        return _budget(row)
+        return self._get(_BUDGETS, scope, within)
 
     def delete_budget(self, scope: str, *, actor: Actor, within: str | None = None) -> Budget:
-        with self.store.engine.begin() as conn:
-            stored, tenant = resolve(conn, scope, within)
-            row = conn.execute(sa.select(budgets).where(budgets.c.scope == stored)).first()
-            if row is None:
-                raise NotFoundError(f"no budget is set for {stored}", param="scope")
-            conn.execute(budgets.delete().where(budgets.c.scope == stored))
-            old = _budget(row)
-            record_by(conn, actor, "budget.delete", tenant=tenant, target=stored, details={"old": old.rule.public()})
-            bump_generation(conn)
-        return old
+        return self._delete(_BUDGETS, scope, actor, within)
 
     def list_budgets(self, tenant: str | None = None) -> list[Budget]:
-        q = sa.select(budgets).order_by(budgets.c.tenant_id, budgets.c.scope)
-        if tenant is not None:
-            q = q.where(budgets.c.tenant_id == tenant)
-        with self.store.engine.connect() as conn:
-            return [_budget(r) for r in conn.execute(q)]
+        return self._list(_BUDGETS, tenant)
 
     def set_limits(self, scope: str, rule: LimitRule, *, actor: Actor, within: str | None = None) -> Limits:
         with self.store.engine.begin() as conn:
             return write_limits(conn, scope, rule, actor=actor, within=within)
 
     def get_limits(self, scope: str, within: str | None = None) -> Limits:
-        with self.store.engine.connect() as conn:
-            stored, _ = resolve(conn, scope, within)
-            row = conn.execute(sa.select(limit_overrides).where(limit_overrides.c.scope == stored)).first()
-        if row is None:
-            raise NotFoundError(f"no limits are set for {stored}", param="scope")
-        return _limits(row)
+        return self._get(_LIMITS, scope, within)
 
     def delete_limits(self, scope: str, *, actor: Actor, within: str | None = None) -> Limits:
+        return self._delete(_LIMITS, scope, actor, within)
+
+    def list_limits(self, tenant: str | None = None) -> list[Limits]:
+        return self._list(_LIMITS, tenant)
+
+    # Budgets and limit overrides are stored alike: one row per scope.
+
+    def _get(self, kind: _Kind, scope: str, within: str | None) -> Any:
+        with self.store.engine.connect() as conn:
+            stored, _ = resolve(conn, scope, within)
+            return kind.convert(kind.row(conn, stored))
+
+    def _delete(self, kind: _Kind, scope: str, actor: Actor, within: str | None) -> Any:
         with self.store.engine.begin() as conn:
             stored, tenant = resolve(conn, scope, within)
-            row = conn.execute(sa.select(limit_overrides).where(limit_overrides.c.scope == stored)).first()
-            if row is None:
-                raise NotFoundError(f"no limits are set for {stored}", param="scope")
-            conn.execute(limit_overrides.delete().where(limit_overrides.c.scope == stored))
-            old = _limits(row)
-            record_by(conn, actor, "limits.delete", tenant=tenant, target=stored, details={"old": old.rule.public()})
+            old = kind.convert(kind.row(conn, stored))
+            conn.execute(kind.table.delete().where(kind.table.c.scope == stored))
+            record_by(conn, actor, f"{kind.action}.delete", tenant=tenant, target=stored,
+                      details={"old": old.rule.public()})
             bump_generation(conn)
         return old
 
-    def list_limits(self, tenant: str | None = None) -> list[Limits]:
-        q = sa.select(limit_overrides).order_by(limit_overrides.c.tenant_id, limit_overrides.c.scope)
+    def _list(self, kind: _Kind, tenant: str | None) -> list[Any]:
+        q = sa.select(kind.table).order_by(kind.table.c.tenant_id, kind.table.c.scope)
         if tenant is not None:
-            q = q.where(limit_overrides.c.tenant_id == tenant)
+            q = q.where(kind.table.c.tenant_id == tenant)
         with self.store.engine.connect() as conn:
-            return [_limits(r) for r in conn.execute(q)]
+            return [kind.convert(r) for r in conn.execute(q)]
+
+
+@dataclass(frozen=True)
+class _Kind:
+    table: sa.Table
+    action: str  # "budget" or "limits": the audit action's prefix
+    missing: str  # completes "no ... set for <scope>"
+    convert: Callable[[Any], Any]
+
+    def row(self, conn: sa.Connection, scope: str) -> Any:
+        row = conn.execute(sa.select(self.table).where(self.table.c.scope == scope)).first()
+        if row is None:
+            raise NotFoundError(f"no {self.missing} set for {scope}", param="scope")
+        return row
 
 
 @contextmanager
@@ -328,3 +330,7 @@ def _limits(row: Any) -> Limits:
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+_BUDGETS = _Kind(budgets, "budget", "budget is", _budget)
+_LIMITS = _Kind(limit_overrides, "limits", "limits are", _limits)

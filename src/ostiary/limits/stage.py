@@ -34,7 +34,7 @@ from ostiary.limits.book import Book, scopes_of
 from ostiary.limits.meter import UsageMeter
 from ostiary.limits.pricing import Price, PriceBook, cost
 from ostiary.limits.rate import Bucket, Cap, RateLimiter, Settled, Slot, Verdict
-from ostiary.limits.settings import LimitRule
+from ostiary.limits.settings import BudgetRule, LimitRule
 from ostiary.limits.tokens import (
     completion_reservation,
     count_text,
@@ -59,17 +59,28 @@ class BudgetExceeded(GatewayError):
 _Quota = Quota | LimitRule  # the config's default for a kind of scope, or a stored override for one
 
 
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """What applies to one principal on one route, the same for each of its calls until a reload."""
+
+    requests: tuple[Bucket, ...]  # request buckets
+    tokens: tuple[tuple[str, Bucket], ...]  # ("tpm" | "itpm" | "otpm", its bucket), cost set per call
+    slots: tuple[Slot, ...]
+    budgets: tuple[tuple[str, BudgetRule], ...]  # (scope, rule)
+
+
 @dataclass(slots=True)
 class Ticket:
     """What one call reserved, to be settled when it ends."""
 
     holder: str
     slots: list[Slot]
-    buckets: list[Bucket]  # their costs are what was taken
+    buckets: list[Bucket]  # the template's request buckets, its token buckets, a loop bucket; costs as taken
     caps: list[Cap]  # their costs are what was reserved, grown by a stream's extra steps
     input_est: int
     output_est: int
     out_price: float  # USD per output token at the dearest deployment (a stream's extra steps)
+    template: _Template
     counted_out: int = 0  # output tokens counted as a stream flowed
 
 
@@ -88,6 +99,8 @@ class LimitsStage:
         self._tokenizer = {name: r.deployments[0].model for name, r in routes.items()}
         self._dearest = {name: self._dearest_price(r, routes) for name, r in routes.items()}
         self._deployment_model = {d.name: d.model for r in routes.values() for d in r.deployments}
+        self._templates: dict[tuple[Any, ...], _Template | None] = {}
+        self._book_version = -1
         if self.counts_tokens(cfg):
             self.warm()
 
@@ -114,45 +127,59 @@ class LimitsStage:
 
     # -- planning ------------------------------------------------------------------------------
 
-    def _quotas(self, call: Call) -> list[tuple[str, _Quota]]:
+    def _template(self, call: Call) -> _Template | None:
+        """The buckets, slots and budgets of this principal on this route, built once per reload."""
+        p = call.principal
+        key = (p.kind, p.subject, p.tenant, p.user, p.team, p.lineage, call.model)
+        if self._book_version != self.book.version:
+            self._templates.clear()
+            self._book_version = self.book.version
+        try:
+            return self._templates[key]
+        except KeyError:
+            pass
+        if len(self._templates) >= 100_000:  # principals come and go (tokens): stay bounded
+            self._templates.clear()
         lim, overrides = self.limits, self.book.limits
         defaults: dict[str, Quota | None] = {"key": lim.key, "user": lim.user, "team": None, "tenant": lim.tenant}
-        out: list[tuple[str, _Quota]] = []
-        for kind, scope in scopes_of(call.principal):
+        scopes = scopes_of(p)
+        quotas: list[tuple[str, _Quota]] = []
+        for kind, scope in scopes:
             q: _Quota | None = overrides.get(scope) or defaults[kind]
             if q is not None:
-                out.append((scope, q))
+                quotas.append((scope, q))
         if lim.route is not None:
-            out.append((f"route:{call.model}", lim.route))
-        return out
+            quotas.append((f"route:{call.model}", lim.route))
+        requests = tuple(Bucket.per_minute(scope, q.rpm) for scope, q in quotas if q.rpm)
+        tokens = tuple((kind, Bucket.per_minute(f"{kind}:{scope}", limit)) for scope, q in quotas
+                       for kind, limit in (("tpm", q.tpm), ("itpm", q.input_tpm), ("otpm", q.output_tpm)) if limit)
+        slots = tuple(Slot(f"inflight:{scope}", q.concurrent) for scope, q in quotas if q.concurrent)
+        budgets = tuple((scope, self.book.budgets[scope]) for _, scope in scopes if scope in self.book.budgets)
+        t = None
+        if requests or tokens or slots or budgets or lim.loop is not None:
+            t = _Template(requests, tokens, slots, budgets)
+        self._templates[key] = t
+        return t
 
     def plan(self, call: Call) -> Ticket | None:
-        quotas = self._quotas(call)
-        budgets = [(s, self.book.budgets[s]) for _, s in scopes_of(call.principal) if s in self.book.budgets]
-        loop = self.limits.loop
-        if not quotas and not budgets and loop is None:
+        t = self._template(call)
+        if t is None:
             return None
-        counts_tokens = bool(budgets) or any(q.tpm or q.input_tpm or q.output_tpm for _, q in quotas)
         est_in = est_out = 0
-        if counts_tokens:
+        if t.tokens or t.budgets:
             est_in = prompt_tokens(call.body, self._tokenizer.get(call.model, call.model))
             if call.kind == "chat":
                 est_out = completion_reservation(call.body, self.limits.output_reserve)
-        buckets, slots = [], []
-        for scope, q in quotas:
-            if q.rpm:
-                buckets.append(Bucket.per_minute(scope, q.rpm))
-            for prefix, limit, need in (("tpm", q.tpm, est_in + est_out), ("itpm", q.input_tpm, est_in),
-                                        ("otpm", q.output_tpm, est_out)):
-                if limit:
-                    if prefix != "otpm" and est_in > limit:
-                        raise RateLimited(f"This request has about {est_in} input tokens, more than the limit of "
-                                          f"{limit} tokens per minute for {scope!r}; shorten it.",
-                                          code="tokens_exceed_limit")
-                    # An output reservation above the whole limit waits for a full bucket instead.
-                    buckets.append(Bucket.per_minute(f"{prefix}:{scope}", limit, max(1, min(need, limit))))
-            if q.concurrent:
-                slots.append(Slot(f"inflight:{scope}", q.concurrent))
+        buckets = list(t.requests)
+        for kind, b in t.tokens:
+            if kind != "otpm" and est_in > b.capacity:
+                raise RateLimited(f"This request has about {est_in} input tokens, more than the limit of "
+                                  f"{b.capacity} tokens per minute for {b.key.partition(':')[2]!r}; shorten it.",
+                                  code="tokens_exceed_limit")
+            need = est_in + est_out if kind == "tpm" else est_in if kind == "itpm" else est_out
+            # An output reservation above the whole limit waits for a full bucket instead.
+            buckets.append(b.costing(max(1, min(need, b.capacity))))
+        loop = self.limits.loop
         if loop is not None:
             # The same principal, the same route, the same input: a client stuck in a retry or agent loop.
             prompt = call.body.get("messages", call.body.get("input"))
@@ -160,16 +187,16 @@ class LimitsStage:
             buckets.append(Bucket.per_window(f"loop:{call.principal.tenant}/{call.principal.subject}:{digest[:32]}",
                                              loop.max_repeats, loop.window_seconds))
         caps, out_price = [], 0.0
-        if budgets:
+        if t.budgets:
             price = self._dearest.get(call.model)
             est_cost = cost(price, est_in, est_out) if price else 0.0
             out_price = price.output / 1e6 if price else 0.0
-            for scope, rule in budgets:
+            for scope, rule in t.budgets:
                 period = self.book.periods.current(rule.period)
                 caps.append(Cap(f"budget:{scope}:{period.id}", rule.amount_usd, est_cost,
                                 self.book.base(scope, period), period.ttl_ms, tuple(rule.thresholds)))
         holder = f"{call.id}:{os.urandom(6).hex()}"  # request ids come from clients: make it unique
-        return Ticket(holder, slots, buckets, caps, est_in, est_out, out_price)
+        return Ticket(holder, list(t.slots), buckets, caps, est_in, est_out, out_price, t)
 
     # -- the stage -----------------------------------------------------------------------------
 
@@ -214,13 +241,14 @@ class LimitsStage:
                                   headers={"retry-after": str(wait)})
             kind, unit = _describe(b)
             raise RateLimited(f"Rate limit of {b.capacity} {unit} per minute reached for {kind!r}; retry in "
-                              f"{wait}s.", headers={"retry-after": str(wait), **_headers(b, 0)})
-        # Headers: the tightest request bucket and the tightest token bucket (not loop buckets).
-        for family in ("requests", "tokens"):
-            mine = [(left, b) for b, left in zip(t.buckets, v.levels, strict=False) if _family(b) == family]
-            if mine:
-                left, b = min(mine, key=lambda r: r[0] / r[1].capacity)
-                call.response_headers += [(k.encode(), x.encode()) for k, x in _headers(b, left).items()]
+                              f"{wait}s.", headers={"retry-after": str(wait),
+                                                    **{k.decode(): x.decode() for k, x in _headers(b, 0)}})
+        # Headers: the tightest request bucket and the tightest token bucket (not the loop bucket).
+        nr, nt = len(t.template.requests), len(t.template.tokens)
+        for lo, hi in ((0, nr), (nr, nr + nt)):
+            if hi > lo:
+                i = min(range(lo, hi), key=lambda j: v.levels[j] / t.buckets[j].capacity)
+                call.response_headers += _headers(t.buckets[i], v.levels[i])
 
     async def _guard(self, pending: Awaitable[T]) -> T:
         try:
@@ -256,9 +284,10 @@ class LimitsStage:
         price = self._price(call)
         spent = cost(price, used_in, used_out, cached) if price else 0.0
         if t is not None:
-            deltas = {"tpm": used_in + used_out, "itpm": used_in, "otpm": used_out}
-            settle = [(b, float(deltas[b.key.partition(":")[0]] - b.cost)) for b in t.buckets
-                      if b.key.partition(":")[0] in deltas]
+            used = {"tpm": used_in + used_out, "itpm": used_in, "otpm": used_out}
+            nr = len(t.template.requests)
+            settle = [(b, float(used[kind] - b.cost))
+                      for (kind, _), b in zip(t.template.tokens, t.buckets[nr:], strict=False)]
             caps = [(c, spent - c.cost) for c in t.caps]
             self.limiter.finish(t.slots, t.holder, settle, caps, self._alert if caps else None)
         if p is not None:
@@ -339,19 +368,17 @@ def _output_tokens(batch: list[dict[str, Any]], model: str) -> int:
     return count_text("".join(parts), model) if parts else 0
 
 
-def _family(b: Bucket) -> str:
-    prefix = b.key.partition(":")[0]
-    return "tokens" if prefix in ("tpm", "itpm", "otpm") else "loop" if prefix == "loop" else "requests"
-
-
 def _describe(b: Bucket) -> tuple[str, str]:
     prefix, _, rest = b.key.partition(":")
     units = {"tpm": "tokens", "itpm": "input tokens", "otpm": "output tokens"}
     return (rest, units[prefix]) if prefix in units else (b.key, "requests")
 
 
-def _headers(b: Bucket, remaining: int) -> dict[str, str]:
-    unit = _family(b)
+_HEADER_NAMES = {unit: (f"x-ratelimit-limit-{unit}".encode(), f"x-ratelimit-remaining-{unit}".encode(),
+                        f"x-ratelimit-reset-{unit}".encode()) for unit in ("requests", "tokens")}
+
+
+def _headers(b: Bucket, remaining: int) -> list[tuple[bytes, bytes]]:
+    limit, left, reset = _HEADER_NAMES["tokens" if b.key.startswith(("tpm:", "itpm:", "otpm:")) else "requests"]
     reset_ms = max(0, math.ceil((b.capacity - remaining) / b.per_ms))
-    return {f"x-ratelimit-limit-{unit}": str(b.capacity), f"x-ratelimit-remaining-{unit}": str(remaining),
-            f"x-ratelimit-reset-{unit}": f"{reset_ms}ms"}
+    return [(limit, b"%d" % b.capacity), (left, b"%d" % remaining), (reset, b"%dms" % reset_ms)]
