@@ -192,6 +192,8 @@ async def test_budget_reserves_the_estimate_refuses_when_spent_and_reports_thres
     _with_budget(stage, "tenant:acme", 2.5, (50, 100))
     crossed: list[tuple[str, int]] = []
     stage.alerts.crossed = lambda scope, period, pct, limit, spent: crossed.append((scope, pct))  # type: ignore[method-assign]
+    exhausted: list[str] = []
+    stage.alerts.exhausted = lambda scope, period, limit, spent: exhausted.append(scope)  # type: ignore[method-assign]
     await stage(call(), _answer(1_000_000, 0))  # 1 USD
     assert crossed == []  # 1.0 < 1.25: not yet
     await stage(call(), _answer(1_000_000, 0))  # 2 USD: crosses 50 %
@@ -202,6 +204,10 @@ async def test_budget_reserves_the_estimate_refuses_when_spent_and_reports_thres
         await stage(call(), _answer(1, 0))
     assert e.value.status == 429 and e.value.code == "budget_exceeded" and "'tenant:acme'" in e.value.message
     assert crossed == [("tenant:acme", 50), ("tenant:acme", 100)]
+    for _ in range(3):
+        with pytest.raises(GatewayError):
+            await stage(call(), _answer(1, 0))
+    assert exhausted == ["tenant:acme"]  # the first refusal is announced, the next ones are not
     assert stage.meter._rows  # usage was metered
 
 

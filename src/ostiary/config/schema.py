@@ -172,8 +172,8 @@ class Limits(Strict):
     tenant: Quota | None = None
     route: Quota | None = None
     loop: Loop | None = None
-    output_reserve: int = Field(1024, ge=1, description="output tokens reserved (token limits, budgets) for "
-                                "a request that sets no max_tokens; the real count settles it afterwards")
+    output_reserve: int = Field(4096, ge=1, description="output tokens reserved (token limits, budgets) for a "
+                                "request that sets no max_tokens; under a budget it is also sent as its max_tokens")
 
 
 class Budgets(Strict):

@@ -1,7 +1,10 @@
 """Budget threshold webhooks: one POST when a budget's spend first crosses a threshold in a period.
 
-"Once" holds across replicas: the limiter's finishing step marks each (budget, period, threshold) as
-it reports it (an HSETNX in Redis), so only the request that crossed it sends the webhook. Delivery
+"Once" holds across replicas: the limiter's finishing step marks each (budget, period, threshold,
+amount) as it reports it (an HSETNX in Redis), so only the request that crossed it sends the webhook;
+raising a budget's amount re-arms its thresholds. The first request a budget refuses in a period
+sends one `budget.exhausted` event. (Without Redis the marks live in the process: a restart may
+announce a crossed threshold again.) Delivery
 is off the request path, retried a few times with backoff; the body is signed with HMAC-SHA256 when
 a secret is configured (header `x-ostiary-signature: sha256=<hex>`), so the receiver can trust it.
 """
@@ -35,10 +38,18 @@ class BudgetAlerts:
 
     def crossed(self, scope: str, period: str, pct: int, limit: float, spent: float) -> None:
         log.warning("budget %s (%s) crossed %d%%: %.6f of %.6f USD", scope, period, pct, spent, limit)
+        self._post({"type": "budget.threshold", "scope": scope, "period": period, "threshold_percent": pct,
+                    "limit_usd": limit, "spent_usd": round(spent, 6), "at": time.time()})
+
+    def exhausted(self, scope: str, period: str, limit: float, spent: float) -> None:
+        """The budget turned a request away for the first time this period."""
+        log.warning("budget %s (%s) refused a request: %.6f of %.6f USD spent", scope, period, spent, limit)
+        self._post({"type": "budget.exhausted", "scope": scope, "period": period, "limit_usd": limit,
+                    "spent_usd": round(spent, 6), "at": time.time()})
+
+    def _post(self, event: dict[str, Any]) -> None:
         if self.url is None:
             return
-        event = {"type": "budget.threshold", "scope": scope, "period": period, "threshold_percent": pct,
-                 "limit_usd": limit, "spent_usd": round(spent, 6), "at": time.time()}
         task = asyncio.get_running_loop().create_task(self._send(orjson.dumps(event)))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)

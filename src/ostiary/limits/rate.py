@@ -21,6 +21,7 @@ replicas with skewed clocks share one exact count.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import time
@@ -85,11 +86,13 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """One cap after finishing: its spend and the thresholds this request was the first to cross."""
+    """One cap after finishing: its settled spend (reservations in flight excluded), the thresholds
+    this request was the first to see crossed, and whether it was the first refused this period."""
 
     cap: Cap
     spent: float
     crossed: tuple[int, ...]
+    exhausted: bool = False
 
 
 class RateLimiter(Protocol):
@@ -104,12 +107,13 @@ class RateLimiter(Protocol):
 
     def finish(self, slots: list[Slot], holder: str, buckets: list[tuple[Bucket, float]],
                caps: list[tuple[Cap, float]], then: Callable[[list[Settled]], None] | None = None,
-               probe: float = 0.0) -> None:
+               refused: bool = False) -> None:
         """Give the slots back and add each delta (used minus reserved) to its bucket and cap.
         Returns at once; `then` gets the caps' new spend when it is known. Nobody waits for it: a
-        failure is logged, and leases and bucket refills bound what it costs. Thresholds are checked
-        against spend + `probe`: a refused request passes its cost, so "100 %" is announced when
-        the budget turns requests away even if the spend itself stops just short of the limit."""
+        failure is logged; leases and bucket refills bound what it costs, and a cap's reservation
+        stays counted until its period ends. Thresholds compare the settled spend, never what
+        requests in flight reserved. `refused`: a cap turned this request away (delta 0); the first
+        such refusal of a period is reported as `exhausted`, once across replicas."""
 
     async def aclose(self) -> None: ...
 
@@ -123,8 +127,9 @@ class MemoryRateLimiter:
         self._state: dict[str, tuple[float, float]] = {}
         self._full_at: dict[str, float] = {}
         self._held: dict[str, int] = {}
-        self._caps: dict[str, tuple[float, float]] = {}  # key -> (spend, wall-clock expiry; 0: none)
-        self._alerted: set[tuple[str, int]] = set()
+        # cap key -> [spent and reserved, settled spend, wall-clock expiry (0: none)]
+        self._caps: dict[str, list[float]] = {}
+        self._alerted: set[tuple[str, str]] = set()  # (cap key, "<pct>@<limit>" or "exhausted@<limit>")
         self._takes = 0
 
     async def admit(self, buckets: list[Bucket], slots: list[Slot], holder: str, ttl_ms: int,
@@ -152,8 +157,7 @@ class MemoryRateLimiter:
             i = max(range(len(buckets)), key=lambda j: (buckets[j].cost - levels[j]) / buckets[j].per_ms)
             return Verdict(False, math.ceil(wait), buckets[i], 0)
         for c in caps or ():
-            spend, expires = self._caps[c.key]
-            self._caps[c.key] = (spend + c.cost, expires)
+            self._caps[c.key][0] += c.cost
         for s in slots:
             self._held[s.key] = self._held.get(s.key, 0) + 1
         return _admitted(buckets, [level - b.cost for b, level in zip(buckets, levels, strict=True)])
@@ -166,7 +170,7 @@ class MemoryRateLimiter:
 
     def finish(self, slots: list[Slot], holder: str, buckets: list[tuple[Bucket, float]],
                caps: list[tuple[Cap, float]], then: Callable[[list[Settled]], None] | None = None,
-               probe: float = 0.0) -> None:
+               refused: bool = False) -> None:
         for s in slots:
             left = self._held.get(s.key, 0) - 1
             if left > 0:
@@ -179,17 +183,21 @@ class MemoryRateLimiter:
                 self._store(b, min(float(b.capacity), self._level(b, now) - delta), now)
         out = []
         for c, delta in caps:
-            if c.key not in self._caps:  # the period is over and its counter gone
+            entry = self._caps.get(c.key)
+            if entry is None:  # the period is over and its counter gone
                 continue
-            spend, expires = self._caps[c.key]
-            spend += delta
-            self._caps[c.key] = (spend, expires)
+            entry[0] += delta
+            entry[1] += 0.0 if refused else c.cost + delta  # what the request spent: its reservation, settled
             crossed = []
             for pct in c.thresholds:
-                if spend + probe >= c.limit * pct / 100 and (c.key, pct) not in self._alerted:
-                    self._alerted.add((c.key, pct))
+                mark = (c.key, f"{pct}@{c.limit!r}")
+                if entry[1] >= c.limit * pct / 100 and mark not in self._alerted:
+                    self._alerted.add(mark)
                     crossed.append(pct)
-            out.append(Settled(c, spend, tuple(crossed)))
+            exhausted = refused and (c.key, f"exhausted@{c.limit!r}") not in self._alerted
+            if exhausted:
+                self._alerted.add((c.key, f"exhausted@{c.limit!r}"))
+            out.append(Settled(c, entry[1], tuple(crossed), exhausted))
         if then is not None and out:
             then(out)
 
@@ -204,7 +212,7 @@ class MemoryRateLimiter:
     def _spend(self, c: Cap) -> float:
         entry = self._caps.get(c.key)
         if entry is None:
-            entry = self._caps[c.key] = (c.base, time.time() + c.ttl_ms / 1000 if c.ttl_ms else 0.0)
+            entry = self._caps[c.key] = [c.base, c.base, time.time() + c.ttl_ms / 1000 if c.ttl_ms else 0.0]
         return entry[0]
 
     def _sweep(self, now: float) -> None:
@@ -213,7 +221,7 @@ class MemoryRateLimiter:
             del self._full_at[k]
             self._state.pop(k, None)
         wall = time.time()
-        for k in [k for k, (_, exp) in self._caps.items() if exp and exp <= wall]:
+        for k in [k for k, (_, _, exp) in self._caps.items() if exp and exp <= wall]:
             del self._caps[k]
             self._alerted = {a for a in self._alerted if a[0] != k}
 
@@ -243,7 +251,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ns = tonumber(ARGV[2])
 local nb = tonumber(ARGV[3])
 local nc = tonumber(ARGV[4])
-local probe = tonumber(ARGV[5])
+local refused = ARGV[5] == '1'
 for i = 1, ns do redis.call('ZREM', KEYS[i], ARGV[1]) end
 local a = 6
 for j = 1, nb do
@@ -260,21 +268,24 @@ end
 local out = {}
 for k = 1, nc do
   local key = KEYS[ns + nb + k]
-  local delta = ARGV[a]; local limit = tonumber(ARGV[a + 1]); local n = tonumber(ARGV[a + 2])
+  local delta = ARGV[a]; local used = ARGV[a + 1]; local limit = ARGV[a + 2]; local n = tonumber(ARGV[a + 3])
   local res = {}
   if redis.call('EXISTS', key) == 1 then
-    local spent = tonumber(redis.call('INCRBYFLOAT', key, delta))
+    redis.call('INCRBYFLOAT', key, delta)
+    local spent = tonumber(redis.call('INCRBYFLOAT', key .. ':spent', used))
     res[1] = tostring(spent)
+    res[2] = 0
     local ttl = redis.call('PTTL', key)
+    if refused and redis.call('HSETNX', key .. ':alerts', 'exhausted@' .. limit, 1) == 1 then res[2] = 1 end
     for i = 1, n do
-      local pct = tonumber(ARGV[a + 2 + i])
-      if spent + probe >= limit * pct / 100 and redis.call('HSETNX', key .. ':alerts', pct, 1) == 1 then
+      local pct = tonumber(ARGV[a + 3 + i])
+      if spent >= tonumber(limit) * pct / 100 and redis.call('HSETNX', key .. ':alerts', pct .. '@' .. limit, 1) == 1 then
         res[#res + 1] = pct
       end
     end
-    if ttl > 0 then redis.call('PEXPIRE', key .. ':alerts', ttl) end
+    if ttl > 0 then redis.call('PEXPIRE', key .. ':alerts', ttl); redis.call('PEXPIRE', key .. ':spent', ttl) end
   end
-  a = a + 3 + n
+  a = a + 4 + n
   out[k] = res
 end
 return out
@@ -324,7 +335,11 @@ if wait == 0 then
     if spent == nil then
       spent = tonumber(ARGV[a + 2])
       local pttl = tonumber(ARGV[a + 3])
-      if pttl > 0 then redis.call('SET', key, ARGV[a + 2], 'PX', pttl) else redis.call('SET', key, ARGV[a + 2]) end
+      if pttl > 0 then
+        redis.call('SET', key, ARGV[a + 2], 'PX', pttl); redis.call('SET', key .. ':spent', ARGV[a + 2], 'PX', pttl)
+      else
+        redis.call('SET', key, ARGV[a + 2]); redis.call('SET', key .. ':spent', ARGV[a + 2])
+      end
     end
     if spent + cost > limit or spent >= limit then return {3, k - 1, tostring(spent), 0} end
     a = a + 4
@@ -361,14 +376,15 @@ class RedisRateLimiter:
     go out in one pipeline (one round trip, one connection checkout); each script still runs
     atomically on its own, so batching changes the cost, not the counting."""
 
-    def __init__(self, url: str, prefix: str = "ostiary:rl:") -> None:
+    def __init__(self, url: str, prefix: str = "ostiary:rl:", timeout: float = 2.0) -> None:
         import redis.asyncio as redis
 
-        self.redis = redis.Redis.from_url(url)
+        # A stalled Redis must turn into a 503, not a hang.
+        self.redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self.prefix = prefix
-        self._admit = self.redis.register_script(_ADMIT)
-        self._finish = self.redis.register_script(_FINISH)
-        self._pending: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]] = []
+        self._admit = _Script(_ADMIT)
+        self._finish = _Script(_FINISH)
+        self._pending: list[tuple[_Script, list[str], list[Any], asyncio.Future[Any]]] = []
         self._flushing: set[asyncio.Task[None]] = set()
 
     async def admit(self, buckets: list[Bucket], slots: list[Slot], holder: str, ttl_ms: int,
@@ -380,7 +396,14 @@ class RedisRateLimiter:
         for c in caps:
             args += [repr(c.limit), repr(c.cost), repr(c.base), c.ttl_ms]
         keys = [s.key for s in slots] + [b.key for b in buckets] + [c.key for c in caps]
-        status, a, b_, tightest, *levels = await self._run(self._admit, keys, args)
+        pending = self._enqueue(self._admit, keys, args)
+        try:
+            # Shielded: the script runs whether or not this request is still waiting for it.
+            status, a, b_, tightest, *levels = await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            # The client went away while its admission was in flight: give back what it took.
+            pending.add_done_callback(lambda f: self._undo(f, slots, holder, buckets, caps))
+            raise
         if status == 2:
             return Verdict(False, 1000, None, 0, full=slots[int(a)])
         if status == 3:
@@ -397,13 +420,14 @@ class RedisRateLimiter:
 
     def finish(self, slots: list[Slot], holder: str, buckets: list[tuple[Bucket, float]],
                caps: list[tuple[Cap, float]], then: Callable[[list[Settled]], None] | None = None,
-               probe: float = 0.0) -> None:
+               refused: bool = False) -> None:
         """Goes out with the next batch."""
-        args: list[Any] = [holder, len(slots), len(buckets), len(caps), repr(probe)]
+        args: list[Any] = [holder, len(slots), len(buckets), len(caps), "1" if refused else "0"]
         for b, delta in buckets:
             args += [b.capacity, repr(b.per_ms), repr(float(delta))]
         for c, delta in caps:
-            args += [repr(float(delta)), repr(c.limit), len(c.thresholds), *c.thresholds]
+            used = 0.0 if refused else c.cost + delta  # what the request spent: its reservation, settled
+            args += [repr(float(delta)), repr(used), repr(c.limit), len(c.thresholds), *c.thresholds]
         keys = [s.key for s in slots] + [b.key for b, _ in buckets] + [c.key for c, _ in caps]
 
         def done(fut: asyncio.Future[Any]) -> None:
@@ -411,15 +435,17 @@ class RedisRateLimiter:
                 log.warning("could not finish a request's limits (%s); leases expire, buckets refill",
                             None if fut.cancelled() else fut.exception())
             elif then is not None and caps:
-                then([Settled(c, float(r[0]), tuple(int(x) for x in r[1:]))
+                then([Settled(c, float(r[0]), tuple(int(x) for x in r[2:]), bool(r[1]))
                       for (c, _), r in zip(caps, fut.result(), strict=True) if r])
 
         self._enqueue(self._finish, keys, args).add_done_callback(done)
 
-    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
-        return await self._enqueue(script, keys, args)
+    def _undo(self, fut: asyncio.Future[Any], slots: list[Slot], holder: str, buckets: list[Bucket],
+              caps: list[Cap]) -> None:
+        if not fut.cancelled() and fut.exception() is None and fut.result()[0] == 1:
+            self.finish(slots, holder, [(b, -float(b.cost)) for b in buckets], [(c, -c.cost) for c in caps])
 
-    def _enqueue(self, script: Any, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+    def _enqueue(self, script: _Script, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._pending.append((script, [self.prefix + k for k in keys], args, fut))
@@ -434,21 +460,48 @@ class RedisRateLimiter:
         await asyncio.sleep(0)  # let the other requests of this turn join the batch
         batch, self._pending = self._pending, []
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            for script, keys, args, _ in batch:
-                await script(keys=keys, args=args, client=pipe)
-            results = await pipe.execute()
-        except Exception as e:  # noqa: BLE001 - every waiting request gets the failure (-> 503)
+            results = await self._execute(batch)
+            missing = [i for i, r in enumerate(results) if _no_script(r)]
+            if missing:  # a Redis restarted or flushed its scripts: load them, run those again
+                for script in {id(batch[i][0]): batch[i][0] for i in missing}.values():
+                    await self.redis.script_load(script.source)
+                for i, r in zip(missing, await self._execute([batch[i] for i in missing]), strict=True):
+                    results[i] = r
+        except Exception as e:  # noqa: BLE001 - Redis unreachable: every waiting request gets it (-> 503)
             for *_, fut in batch:
                 if not fut.done():
                     fut.set_exception(e)
             return
+        # Each script succeeds or fails on its own: one error does not fail the others' admissions.
         for (*_, fut), result in zip(batch, results, strict=True):
-            if not fut.done():
+            if fut.done():
+                continue
+            if isinstance(result, Exception):
+                fut.set_exception(result)
+            else:
                 fut.set_result(result)
+
+    async def _execute(self, batch: list[tuple[_Script, list[str], list[Any], asyncio.Future[Any]]]) -> list[Any]:
+        # EVALSHA directly: redis-py's Script objects add a SCRIPT EXISTS round trip to every pipeline.
+        pipe = self.redis.pipeline(transaction=False)
+        for script, keys, args, _ in batch:
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        return list(await pipe.execute(raise_on_error=False))
 
     async def aclose(self) -> None:
         await self.redis.aclose()
 
 
 
+
+
+class _Script:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()  # Redis names scripts by their SHA-1
+
+
+def _no_script(result: Any) -> bool:
+    from redis.exceptions import NoScriptError
+
+    return isinstance(result, NoScriptError)

@@ -56,6 +56,7 @@ class BudgetExceeded(GatewayError):
         super().__init__(message, status=429, type="insufficient_quota", code="budget_exceeded")
 
 
+_REASONING = ("o1", "o3", "o4", "gpt-5")
 _Quota = Quota | LimitRule  # the config's default for a kind of scope, or a stored override for one
 
 
@@ -99,6 +100,9 @@ class LimitsStage:
         self._tokenizer = {name: r.deployments[0].model for name, r in routes.items()}
         self._dearest = {name: self._dearest_price(r, routes) for name, r in routes.items()}
         self._deployment_model = {d.name: d.model for r in routes.values() for d in r.deployments}
+        # Reasoning models refuse max_tokens and want max_completion_tokens; the rest know max_tokens.
+        self._cap_param = {name: "max_completion_tokens" if m.startswith(_REASONING) else "max_tokens"
+                           for name, m in self._tokenizer.items()}
         self._templates: dict[tuple[Any, ...], _Template | None] = {}
         self._book_version = -1
         if self.counts_tokens(cfg):
@@ -170,6 +174,9 @@ class LimitsStage:
             est_in = prompt_tokens(call.body, self._tokenizer.get(call.model, call.model))
             if call.kind == "chat":
                 est_out = completion_reservation(call.body, self.limits.output_reserve)
+                if t.budgets and "max_tokens" not in call.body and "max_completion_tokens" not in call.body:
+                    # Under a budget an answer may not outgrow its reservation: cap it upstream.
+                    call.body[self._cap_param[call.model]] = est_out // max(1, int(call.body.get("n") or 1))
         buckets = list(t.requests)
         for kind, b in t.tokens:
             if kind != "otpm" and est_in > b.capacity:
@@ -201,6 +208,9 @@ class LimitsStage:
     # -- the stage -----------------------------------------------------------------------------
 
     async def __call__(self, call: Call, next: Handler) -> None:
+        if call.model not in self._tokenizer:
+            await next(call)  # no such route: the router answers 404; nothing to limit or meter
+            return
         ticket = self.plan(call)
         if ticket is not None:
             verdict = await self._guard(self.limiter.admit(ticket.buckets, ticket.slots, ticket.holder,
@@ -224,12 +234,12 @@ class LimitsStage:
                               headers={"retry-after": "1"})
         if v.broke is not None:
             c = v.broke
-            # A budget turning requests away has reached 100 % in effect: let its thresholds fire.
-            self.limiter.finish([], t.holder, [], [(c, 0.0)], self._alert, probe=c.cost)
+            # The first refusal of a period is announced (budget.exhausted), once across replicas.
+            self.limiter.finish([], t.holder, [], [(c, 0.0)], self._alert, refused=True)
             scope, _, period = c.key.removeprefix("budget:").rpartition(":")
-            raise BudgetExceeded(f"The budget of {c.limit:.2f} USD for {scope!r} ({period}) is spent: "
-                                 f"{v.spent:.4f} USD used or reserved by requests in flight, and this request "
-                                 f"may cost up to {c.cost:.4f} USD.")
+            raise BudgetExceeded(f"The budget of {c.limit:.2f} USD for {scope!r} ({period}) cannot cover this "
+                                 f"request: {v.spent:.4f} USD is spent or reserved by requests in flight, and "
+                                 f"this request may cost up to {c.cost:.4f} USD (lower max_tokens to need less).")
         if not v.allowed:
             wait = max(1, math.ceil(v.retry_after_ms / 1000))
             b = v.tightest
@@ -309,6 +319,8 @@ class LimitsStage:
             scope, _, period = s.cap.key.removeprefix("budget:").rpartition(":")
             for pct in s.crossed:
                 self.alerts.crossed(scope, period, pct, s.cap.limit, s.spent)
+            if s.exhausted:
+                self.alerts.exhausted(scope, period, s.cap.limit, s.spent)
 
 
 class Metered:
