@@ -95,9 +95,10 @@ class Gateway:
         router = Router(cfg, self.health, self.providers)
         identify = Identify(self.keys, TokenVerifier(cfg.identity.issuers, self.pool))
         authorize = Authorize.from_config(cfg.authorization, router.routes, loaded.version)
-        longest = max([cfg.timeouts.total, *(d.timeouts.total for r in cfg.routes for d in r.deployments if d.timeouts)])
-        limits = LimitsStage(cfg, router.routes, self.limiter, self.book, self.meter,
-                             BudgetAlerts(cfg.budgets, self.pool), lease_seconds=longest + 60)
+        # A concurrency slot's lease outlives the slowest possible call: it only frees the slots of
+        # a replica that died.
+        limits = LimitsStage(cfg, router.chains, self.limiter, self.book, self.meter,
+                             BudgetAlerts(cfg.budgets, self.pool), lease_seconds=router.longest() + 60)
         self._limits = limits
         stages: list[Stage] = [identify, *([authorize] if authorize else []), limits]
         # guardrails and audit join here

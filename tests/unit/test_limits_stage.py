@@ -42,7 +42,7 @@ def RateLimit(limits: Limits, limiter: RateLimiter, **config: Any) -> LimitsStag
                                  "pricing": {"m": {"input": 1.0, "output": 2.0}}, **config})
     cfg = cfg.model_copy(update={"limits": limits})
     store = Store("sqlite://")
-    return LimitsStage(cfg, {r.name: r for r in cfg.routes}, limiter, Book(store), UsageMeter(store),
+    return LimitsStage(cfg, {r.name: [r] for r in cfg.routes}, limiter, Book(store), UsageMeter(store),
                        BudgetAlerts(cfg.budgets, HttpPool()))
 
 

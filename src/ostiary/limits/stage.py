@@ -88,7 +88,7 @@ class Ticket:
 class LimitsStage:
     name = "limits"
 
-    def __init__(self, cfg: Config, routes: dict[str, Route], limiter: RateLimiter, book: Book,
+    def __init__(self, cfg: Config, chains: dict[str, list[Route]], limiter: RateLimiter, book: Book,
                  meter: UsageMeter, alerts: BudgetAlerts, lease_seconds: float = 660.0) -> None:
         self.limits = cfg.limits
         self.stream_step = cfg.budgets.stream_step
@@ -97,9 +97,9 @@ class LimitsStage:
         self.prices = PriceBook({name: Price(p.input, p.output, p.cached_input) for name, p in cfg.pricing.items()})
         # Per route: the model whose tokenizer estimates its prompts, and the dearest price among
         # the deployments it (and its fallbacks) may answer with; the real one settles afterwards.
-        self._tokenizer = {name: r.deployments[0].model for name, r in routes.items()}
-        self._dearest = {name: self._dearest_price(r, routes) for name, r in routes.items()}
-        self._deployment_model = {d.name: d.model for r in routes.values() for d in r.deployments}
+        self._tokenizer = {name: chain[0].deployments[0].model for name, chain in chains.items()}
+        self._dearest = {name: self._dearest_price(chain) for name, chain in chains.items()}
+        self._deployment_model = {d.name: d.model for chain in chains.values() for d in chain[0].deployments}
         # Reasoning models refuse max_tokens and want max_completion_tokens; the rest know max_tokens.
         self._cap_param = {name: "max_completion_tokens" if m.startswith(_REASONING) else "max_tokens"
                            for name, m in self._tokenizer.items()}
@@ -117,13 +117,13 @@ class LimitsStage:
         rules: list[_Quota | None] = [*quotas, *self.book.limits.values()]
         return bool(self.book.budgets) or any(q is not None and (q.tpm or q.input_tpm or q.output_tpm) for q in rules)
 
-    def _dearest_price(self, route: Route, routes: dict[str, Route]) -> Price | None:
-        prices = [self.prices.price(d.model) for name in [route.name, *route.fallbacks] if name in routes
-                  for d in routes[name].deployments]
+    def _dearest_price(self, chain: list[Route]) -> Price | None:
+        """The dearest input and output prices among every deployment a route and its fallbacks use."""
+        prices = [self.prices.price(d.model) for r in chain for d in r.deployments]
         known = [p for p in prices if p is not None]
         if len(known) < len(prices):
             log.warning("route %r can be answered by a model without a price: budgets count it as free "
-                        "(add it under `pricing:` in the config)", route.name)
+                        "(add it under `pricing:` in the config)", chain[0].name)
         if not known:
             return None
         return Price(max(p.input for p in known), max(p.output for p in known),
@@ -283,16 +283,14 @@ class LimitsStage:
         t.caps = [c.costing(c.cost + e.cost) for c, e in zip(t.caps, extra, strict=True)]
         t.output_est += need
 
-    def _finish(self, call: Call, t: Ticket | None, failed: bool = False) -> None:
+    def _finish(self, call: Call, t: Ticket | None, failed: bool = False, counted_out: int = 0) -> None:
         p = call.principal
-        if call.usage is not None:
-            used_in, used_out, cached = usage_tokens(call.usage)
-        elif t is not None and t.counted_out:  # a stream that ended without its usage chunk
-            used_in, used_out, cached = t.input_est, t.counted_out, 0
-        else:
+        try:
+            used_in, used_out, cached, spent = self._usage(call, t, counted_out)
+        except Exception:  # an upstream's odd usage must not keep a slot or a reservation held
+            log.exception("could not read the usage of request %s; settling it as zero", call.id)
             used_in = used_out = cached = 0
-        price = self._price(call)
-        spent = cost(price, used_in, used_out, cached) if price else 0.0
+            spent = 0.0
         if t is not None:
             used = {"tpm": used_in + used_out, "itpm": used_in, "otpm": used_out}
             nr = len(t.template.requests)
@@ -307,8 +305,22 @@ class LimitsStage:
                            cached_tokens=cached, cost=spent)
         call.decisions["cost_usd"] = spent
 
+    def _usage(self, call: Call, t: Ticket | None, counted_out: int) -> tuple[int, int, int, float]:
+        """(input, output, cached input tokens, USD): the upstream's usage, or for a stream that
+        ended without it (a client gone, a cut), the estimate and what was counted as it flowed."""
+        if isinstance(call.usage, dict):
+            used_in, used_out, cached = usage_tokens(call.usage)
+        elif counted_out:
+            est = t.input_est if t is not None and t.input_est else prompt_tokens(
+                call.body, self._tokenizer.get(call.model, call.model))
+            used_in, used_out, cached = est, counted_out, 0
+        else:
+            used_in = used_out = cached = 0
+        price = self._price(call)
+        return used_in, used_out, cached, cost(price, used_in, used_out, cached) if price else 0.0
+
     def _price(self, call: Call) -> Price | None:
-        p = self.prices.price(call.upstream_model) if call.upstream_model else None
+        p = self.prices.price(call.upstream_model) if isinstance(call.upstream_model, str) else None
         if p is None and call.deployment is not None:
             model = self._deployment_model.get(call.deployment)
             p = self.prices.price(model) if model else None
@@ -324,13 +336,15 @@ class LimitsStage:
 
 
 class Metered:
-    """A stream's batches, counted as they pass; settles once however the stream ends (done,
-    failed, cut by the budget, or closed unread by a client that went away)."""
+    """A stream's batches, counted as they pass (what was sent is known even if the usage chunk
+    never comes); settles once however the stream ends: done, failed, cut by the budget, or closed
+    unread by a client that went away."""
 
     def __init__(self, stage: LimitsStage, call: Call, ticket: Ticket | None, batches: Batches) -> None:
         self.stage, self.call, self.ticket, self.batches = stage, call, ticket, batches
-        self._counting = ticket is not None and bool(ticket.caps)
+        self._budget = ticket is not None and bool(ticket.caps)
         self._model = stage._tokenizer.get(call.model, call.model)
+        self._counted = 0
         self._done = False
 
     def __aiter__(self) -> Metered:
@@ -339,10 +353,10 @@ class Metered:
     async def __anext__(self) -> list[dict[str, Any]]:
         try:
             batch = await self.batches.__anext__()
-            if self._counting:
-                t = self.ticket
-                assert t is not None
-                t.counted_out += _output_tokens(batch, self._model)
+            self._counted += _output_tokens(batch, self._model)
+            t = self.ticket
+            if self._budget and t is not None:
+                t.counted_out = self._counted
                 if t.counted_out > t.output_est:
                     await self.stage.extend(self.call, t)
         except StopAsyncIteration:
@@ -359,12 +373,12 @@ class Metered:
             if close is not None:
                 await close()
         finally:
-            self._settle(failed=self.call.error is not None)
+            self._settle(failed=True)  # closed before its end: the answer did not complete
 
     def _settle(self, failed: bool) -> None:
         if not self._done:
             self._done = True
-            self.stage._finish(self.call, self.ticket, failed)
+            self.stage._finish(self.call, self.ticket, failed, self._counted)
 
 
 def _output_tokens(batch: list[dict[str, Any]], model: str) -> int:

@@ -43,7 +43,8 @@ class Router:
         self.health = health
         self.providers = providers
         self.routes = {r.name: r for r in config.routes}
-        self._chains = {r.name: self._chain(r) for r in config.routes}
+        # Per route: it and its fallbacks (transitively), in the order they are tried.
+        self.chains = {r.name: self._chain(r) for r in config.routes}
         # Targets are immutable per config: built once here, not per call.
         self._targets = {d.name: Target(d, d.timeouts or config.timeouts)
                          for r in config.routes for d in r.deployments}
@@ -58,6 +59,20 @@ class Router:
             chain.append(r)
             queue.extend(self.routes[f] for f in r.fallbacks)
         return chain
+
+    def longest(self) -> float:
+        """Seconds the slowest call may take: every attempt on every deployment of the longest
+        chain timing out, with the longest backoff between attempts."""
+        def worst(chain: list[Route]) -> float:
+            total = 0.0
+            for r in chain:
+                retry = r.retry or self.config.retry
+                for d in r.deployments:
+                    timeout = (d.timeouts or self.config.timeouts).total
+                    total += retry.attempts * timeout + (retry.attempts - 1) * max(retry.backoff_max,
+                                                                                   retry.retry_after_max)
+            return total
+        return max((worst(c) for c in self.chains.values()), default=self.config.timeouts.total)
 
     async def __call__(self, call: Call) -> None:
         if call.model not in self.routes:
@@ -77,7 +92,7 @@ class Router:
     async def _execute(self, call: Call, op: Op[T]) -> T:
         failures: list[UpstreamFailure] = []
         open_waits: list[float] = []
-        for route in self._chains[call.model]:
+        for route in self.chains[call.model]:
             retry = route.retry or self.config.retry
             deps = route.deployments
             order = list(deps) if len(deps) == 1 else STRATEGIES[route.strategy](deps, self.health.get)
@@ -154,7 +169,7 @@ class Router:
         except BaseException:
             await _aclose(it)
             raise
-        return self._relay(call, target.deployment.name, first, it)
+        return _Relayed(self._relay(call, target.deployment.name, first, it), it)
 
     async def _relay(self, call: Call, dep_name: str, first: list[dict[str, Any]],
                      it: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator[list[dict[str, Any]]]:
@@ -186,6 +201,26 @@ class Router:
 
 
 _FAILED = object()
+
+
+class _Relayed:
+    """The relay generator, plus the upstream it reads: closing an async generator that never
+    started skips its `finally`, so a stream closed before its first read closes the upstream here."""
+
+    def __init__(self, relay: AsyncIterator[list[dict[str, Any]]], upstream: AsyncIterator[Any]) -> None:
+        self.relay, self.upstream = relay, upstream
+
+    def __aiter__(self) -> _Relayed:
+        return self
+
+    async def __anext__(self) -> list[dict[str, Any]]:
+        return await self.relay.__anext__()
+
+    async def aclose(self) -> None:
+        try:
+            await _aclose(self.relay)
+        finally:
+            await _aclose(self.upstream)
 
 
 async def _aclose(it: AsyncIterator[Any]) -> None:
