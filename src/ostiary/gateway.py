@@ -78,6 +78,7 @@ class Gateway:
         self.keys.load()
         self.admin = AdminAPI(key_service)
         self.meter = UsageMeter(self.store)
+        self.alerts = BudgetAlerts(cfg.budgets, self.pool)
         # The counter store is chosen at start; a changed redis_url takes effect on restart.
         self.limiter: RateLimiter = RedisRateLimiter(cfg.redis_url) if cfg.redis_url else MemoryRateLimiter()
         self._tasks: list[asyncio.Task[None]] = []
@@ -97,8 +98,9 @@ class Gateway:
         authorize = Authorize.from_config(cfg.authorization, router.routes, loaded.version)
         # A concurrency slot's lease outlives the slowest possible call: it only frees the slots of
         # a replica that died.
-        limits = LimitsStage(cfg, router.chains, self.limiter, self.book, self.meter,
-                             BudgetAlerts(cfg.budgets, self.pool), lease_seconds=router.longest() + 60)
+        self.alerts.configure(cfg.budgets)
+        limits = LimitsStage(cfg, router.chains, self.limiter, self.book, self.meter, self.alerts,
+                             lease_seconds=router.longest() + 60)
         self._limits = limits
         stages: list[Stage] = [identify, *([authorize] if authorize else []), limits]
         # guardrails and audit join here
@@ -146,11 +148,13 @@ class Gateway:
         every = self.runtime.config.identity.refresh_seconds
         self._tasks.append(asyncio.ensure_future(self.keys.refresh_forever(every)))
         self._tasks.append(asyncio.ensure_future(self.meter.flush_forever()))
+        self._tasks.append(asyncio.ensure_future(self.book.refresh_forever()))
 
     async def aclose(self) -> None:
         for task in self._tasks:
             task.cancel()
         await self.meter.flush_soon()
+        await self.alerts.aclose()  # webhooks on their way get a moment to arrive
         await self.pool.aclose()
         await self.limiter.aclose()
         self.store.close()

@@ -12,7 +12,7 @@ from ostiary.config.schema import Config, Limits, Loop, Quota
 from ostiary.errors import GatewayError, RateLimited
 from ostiary.identity.principal import ANONYMOUS, Principal
 from ostiary.limits.alerts import BudgetAlerts
-from ostiary.limits.book import Book
+from ostiary.limits.book import Book, Rules
 from ostiary.limits.meter import UsageMeter
 from ostiary.limits.rate import MemoryRateLimiter, RateLimiter
 from ostiary.limits.settings import BudgetRule
@@ -183,7 +183,7 @@ async def test_token_limit_refuses_and_a_prompt_above_the_limit_is_told_so() -> 
 
 
 def _with_budget(stage: LimitsStage, scope: str, amount: float, thresholds: tuple[int, ...] = ()) -> None:
-    stage.book.budgets = {scope: BudgetRule(amount_usd=amount, period="month", thresholds=thresholds)}
+    stage.book.rules = Rules({scope: BudgetRule(amount_usd=amount, period="month", thresholds=thresholds)}, {}, {}, 1)
 
 
 async def test_budget_reserves_the_estimate_refuses_when_spent_and_reports_thresholds() -> None:

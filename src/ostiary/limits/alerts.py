@@ -31,10 +31,14 @@ _ATTEMPTS = 4
 
 class BudgetAlerts:
     def __init__(self, settings: Budgets, pool: HttpPool) -> None:
-        self.url = settings.webhook_url
-        self.secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
         self.pool = pool
         self._sending: set[asyncio.Task[None]] = set()
+        self.configure(settings)
+
+    def configure(self, settings: Budgets) -> None:
+        """Take the webhook of a reloaded config; alerts already on their way keep theirs."""
+        self.url = settings.webhook_url
+        self.secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
 
     def crossed(self, scope: str, period: str, pct: int, limit: float, spent: float) -> None:
         log.warning("budget %s (%s) crossed %d%%: %.6f of %.6f USD", scope, period, pct, spent, limit)
@@ -55,13 +59,14 @@ class BudgetAlerts:
         task.add_done_callback(self._sending.discard)
 
     async def _send(self, body: bytes) -> None:
-        assert self.url is not None
+        url, secret = self.url, self.secret
+        assert url is not None
         headers = {"content-type": "application/json"}
-        if self.secret is not None:
-            headers["x-ostiary-signature"] = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+        if secret is not None:
+            headers["x-ostiary-signature"] = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
         for attempt in range(_ATTEMPTS):
             try:
-                req: Any = (self.pool.client(_TIMEOUTS).post(self.url).headers(headers).body_bytes(body)
+                req: Any = (self.pool.client(_TIMEOUTS).post(url).headers(headers).body_bytes(body)
                             .timeout(timedelta(seconds=_TIMEOUTS.total)).build())
                 resp = await req.send()
                 if resp.status < 300:
@@ -69,7 +74,7 @@ class BudgetAlerts:
                 why = f"HTTP {resp.status}"
             except Exception as e:  # noqa: BLE001 - logged, retried
                 why = str(e)
-            log.warning("budget webhook to %s failed (%s), attempt %d of %d", self.url, why, attempt + 1, _ATTEMPTS)
+            log.warning("budget webhook to %s failed (%s), attempt %d of %d", url, why, attempt + 1, _ATTEMPTS)
             await asyncio.sleep(0.5 * 2**attempt)
 
     async def aclose(self) -> None:

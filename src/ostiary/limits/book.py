@@ -9,6 +9,8 @@ hand out a month's budget twice.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +23,8 @@ from ostiary.identity.principal import Principal
 from ostiary.limits.settings import BudgetRule, LimitRule, load_budgets, load_limits
 from ostiary.store import Store
 from ostiary.store.schema import api_keys, usage
+
+log = logging.getLogger("ostiary.limits")
 
 
 def scopes_of(p: Principal) -> list[tuple[str, str]]:
@@ -77,29 +81,44 @@ class Periods:
         return Period(label, start.astimezone(UTC), end.timestamp())
 
 
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """One consistent reading of the store: replaced whole, never changed in place."""
+
+    budgets: dict[str, BudgetRule]
+    limits: dict[str, LimitRule]
+    bases: dict[tuple[str, str], float]  # (scope, period id) -> spend in the database
+    version: int  # grows with every reading: what was derived from an older one is stale
+
+    def base(self, scope: str, period: Period) -> float:
+        # Not read for this period: it began after the last reading, and nothing was spent in it then.
+        return self.bases.get((scope, period.id), 0.0)
+
+
 class Book:
     def __init__(self, store: Store, zone: str = "UTC") -> None:
         self.store = store
         self.periods = Periods(zone)
-        self.budgets: dict[str, BudgetRule] = {}
-        self.limits: dict[str, LimitRule] = {}
-        self._bases: dict[tuple[str, str], float] = {}  # (scope, period id) -> spend in the database
-        self.version = 0  # grows on every load: what was derived from the rules is stale
+        self.rules = Rules({}, {}, {}, 0)
 
     def load(self) -> None:
-        """Read rules and spend; called at start and whenever the directory generation moves."""
+        """Read rules and spend: at start, whenever the directory generation moves, and every
+        minute (so a counter Redis lost is re-seeded from a recent figure)."""
         with self.store.engine.connect() as conn:
             budgets, limits = load_budgets(conn), load_limits(conn)
             bases = {}
             for scope, rule in budgets.items():
                 period = self.periods.current(rule.period)
                 bases[(scope, period.id)] = spent_since(conn, scope, period.start)
-        self.budgets, self.limits, self._bases = budgets, limits, bases
-        self.version += 1
+        self.rules = Rules(budgets, limits, bases, self.rules.version + 1)
 
-    def base(self, scope: str, period: Period) -> float:
-        # Not loaded for this period: it began after the last load, and nothing was spent in it then.
-        return self._bases.get((scope, period.id), 0.0)
+    async def refresh_forever(self, every: float = 60.0) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await asyncio.to_thread(self.load)
+            except Exception:
+                log.exception("could not read budgets and limits; keeping those read before")
 
 
 def spent_since(conn: sa.Connection, scope: str, since: datetime | None) -> float:

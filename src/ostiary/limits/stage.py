@@ -30,7 +30,7 @@ import orjson
 from ostiary.config.schema import Config, Quota, Route
 from ostiary.errors import GatewayError, RateLimited
 from ostiary.limits.alerts import BudgetAlerts
-from ostiary.limits.book import Book, scopes_of
+from ostiary.limits.book import Book, Rules, scopes_of
 from ostiary.limits.meter import UsageMeter
 from ostiary.limits.pricing import Price, PriceBook, cost
 from ostiary.limits.rate import Bucket, Cap, RateLimiter, Settled, Slot, Verdict
@@ -104,7 +104,7 @@ class LimitsStage:
         self._cap_param = {name: "max_completion_tokens" if m.startswith(_REASONING) else "max_tokens"
                            for name, m in self._tokenizer.items()}
         self._templates: dict[tuple[Any, ...], _Template | None] = {}
-        self._book_version = -1
+        self._rules_version = -1
         if self.counts_tokens(cfg):
             self.warm()
 
@@ -114,8 +114,9 @@ class LimitsStage:
 
     def counts_tokens(self, cfg: Config) -> bool:
         quotas = [cfg.limits.key, cfg.limits.user, cfg.limits.tenant, cfg.limits.route]
-        rules: list[_Quota | None] = [*quotas, *self.book.limits.values()]
-        return bool(self.book.budgets) or any(q is not None and (q.tpm or q.input_tpm or q.output_tpm) for q in rules)
+        rules = self.book.rules
+        every: list[_Quota | None] = [*quotas, *rules.limits.values()]
+        return bool(rules.budgets) or any(q is not None and (q.tpm or q.input_tpm or q.output_tpm) for q in every)
 
     def _dearest_price(self, chain: list[Route]) -> Price | None:
         """The dearest input and output prices among every deployment a route and its fallbacks use."""
@@ -131,20 +132,21 @@ class LimitsStage:
 
     # -- planning ------------------------------------------------------------------------------
 
-    def _template(self, call: Call) -> _Template | None:
-        """The buckets, slots and budgets of this principal on this route, built once per reload."""
+    def _template(self, call: Call, rules: Rules) -> _Template | None:
+        """The buckets, slots and budgets of this principal on this route, built once per reading
+        of the rules."""
         p = call.principal
         key = (p.kind, p.subject, p.tenant, p.user, p.team, p.lineage, call.model)
-        if self._book_version != self.book.version:
+        if self._rules_version != rules.version:
             self._templates.clear()
-            self._book_version = self.book.version
+            self._rules_version = rules.version
         try:
             return self._templates[key]
         except KeyError:
             pass
         if len(self._templates) >= 100_000:  # principals come and go (tokens): stay bounded
             self._templates.clear()
-        lim, overrides = self.limits, self.book.limits
+        lim, overrides = self.limits, rules.limits
         defaults: dict[str, Quota | None] = {"key": lim.key, "user": lim.user, "team": None, "tenant": lim.tenant}
         scopes = scopes_of(p)
         quotas: list[tuple[str, _Quota]] = []
@@ -158,7 +160,7 @@ class LimitsStage:
         tokens = tuple((kind, Bucket.per_minute(f"{kind}:{scope}", limit)) for scope, q in quotas
                        for kind, limit in (("tpm", q.tpm), ("itpm", q.input_tpm), ("otpm", q.output_tpm)) if limit)
         slots = tuple(Slot(f"inflight:{scope}", q.concurrent) for scope, q in quotas if q.concurrent)
-        budgets = tuple((scope, self.book.budgets[scope]) for _, scope in scopes if scope in self.book.budgets)
+        budgets = tuple((scope, rules.budgets[scope]) for _, scope in scopes if scope in rules.budgets)
         t = None
         if requests or tokens or slots or budgets or lim.loop is not None:
             t = _Template(requests, tokens, slots, budgets)
@@ -166,7 +168,8 @@ class LimitsStage:
         return t
 
     def plan(self, call: Call) -> Ticket | None:
-        t = self._template(call)
+        rules = self.book.rules  # one reading for the whole plan
+        t = self._template(call, rules)
         if t is None:
             return None
         est_in = est_out = 0
@@ -201,7 +204,7 @@ class LimitsStage:
             for scope, rule in t.budgets:
                 period = self.book.periods.current(rule.period)
                 caps.append(Cap(f"budget:{scope}:{period.id}", rule.amount_usd, est_cost,
-                                self.book.base(scope, period), period.ttl_ms, tuple(rule.thresholds)))
+                                rules.base(scope, period), period.ttl_ms, tuple(rule.thresholds)))
         holder = f"{call.id}:{os.urandom(6).hex()}"  # request ids come from clients: make it unique
         return Ticket(holder, list(t.slots), buckets, caps, est_in, est_out, out_price, t)
 

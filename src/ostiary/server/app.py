@@ -156,7 +156,9 @@ class App:
                                    if want_usage or chunk.get("choices") or not chunk.get("usage"))
                 if out:
                     await send_chunk(send, out)
-        except GatewayError as e:
+        except Exception as raised:  # noqa: BLE001 - logged in _internal; the client gets an error event
+            # Headers are gone: whatever went wrong can only end the stream, with an error event.
+            e = raised if isinstance(raised, GatewayError) else _internal(raised)
             call.error = e.message
             body = e.to_anthropic() if anthropic else e.to_openai()
             await _try_send(send, _sse_event("error", body) if anthropic else b"data: " + orjson.dumps(body) + b"\n\n")
@@ -190,6 +192,12 @@ class App:
             await send_json(send, 200, orjson.dumps(model_card(name)), headers)
         else:
             raise NotFound(f"No endpoint at GET {path}.")
+
+
+def _internal(e: Exception) -> GatewayError:
+    log.error("a stream failed after its first byte", exc_info=e)
+    return GatewayError("The gateway failed while streaming the answer; the answer is incomplete.", status=500,
+                        type="api_error", code="internal_error")
 
 
 _POST_APIS: dict[str, Api] = {

@@ -109,6 +109,7 @@ usage = sa.Table(
     sa.Column("cost_usd", sa.Float, nullable=False),
     sa.Index("ix_usage_tenant_minute", "tenant_id", "minute"),
     sa.Index("ix_usage_minute", "minute"),
+    sa.Index("ix_usage_key_minute", "key_id", "minute"),  # a key's budget baseline
 )
 
 # Administrative changes (who changed what), written in the transaction of the change; the audit

@@ -69,6 +69,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_usage_tenant_minute", "usage", ["tenant_id", "minute"])
     op.create_index("ix_usage_minute", "usage", ["minute"])
+    op.create_index("ix_usage_key_minute", "usage", ["key_id", "minute"])
     op.create_table(
         "admin_events",
         sa.Column("id", _ID, primary_key=True, autoincrement=True),
