@@ -61,3 +61,23 @@ async def test_concurrency_slots_across_replicas_and_lease_expiry() -> None:
     assert await b.acquire(lease, "next", 200) is None
     await a.aclose()
     await b.aclose()
+
+
+async def test_a_cancelled_admission_gives_back_what_it_took() -> None:
+    from ostiary.limits.rate import Cap
+
+    prefix = f"test:{secrets.token_hex(4)}:"
+    lim = RedisRateLimiter(REDIS, prefix=prefix)
+    slot, cap = Slot("inflight:key:k", 1), Cap("budget:key:k:2026-11", 10.0, 2.5, 0.0, 60_000)
+    task = asyncio.ensure_future(lim.admit([Bucket.per_minute("key:k", 10)], [slot], "gone", 60_000, [cap]))
+    await asyncio.sleep(0)  # the admission is on its way to Redis
+    task.cancel()  # the client went away (the server cancels the request)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    await asyncio.sleep(0.2)
+    assert float(await lim.redis.get(prefix + cap.key)) == 0.0  # the reservation came back
+    assert await lim.redis.zcard(prefix + slot.key) == 0  # and the slot
+    assert (await lim.admit([], [slot], "next", 60_000)).allowed
+    await lim.aclose()
