@@ -17,6 +17,7 @@ import orjson
 
 from ostiary.admin.api import AdminAPI
 from ostiary.config.load import ConfigError, LoadedConfig, load_default, load_file
+from ostiary.guardrails.stage import GuardrailsStage
 from ostiary.identity.authorize import Authorize
 from ostiary.identity.keys import KeyIndex, KeyService
 from ostiary.identity.stage import Identify
@@ -46,6 +47,7 @@ class Runtime:
     handle: Handler
     version_header: bytes
     models_body: bytes
+    guardrails: GuardrailsStage | None
 
     @property
     def config(self):  # type: ignore[no-untyped-def]
@@ -102,11 +104,13 @@ class Gateway:
         limits = LimitsStage(cfg, router.chains, self.limiter, self.book, self.meter, self.alerts,
                              lease_seconds=router.longest() + 60)
         self._limits = limits
-        stages: list[Stage] = [identify, *([authorize] if authorize else []), limits]
-        # guardrails and audit join here
+        guardrails = GuardrailsStage(cfg.guardrails, loaded.version) if cfg.guardrails.policies else None
+        stages: list[Stage] = [identify, *([authorize] if authorize else []), limits,
+                               *([guardrails] if guardrails else [])]
+        # the audit trail joins here
         models = {"object": "list", "data": [model_card(r.name) for r in cfg.routes]}
         return Runtime(loaded, router, identify, compose(stages, router), loaded.version.encode(),
-                       orjson.dumps(models))
+                       orjson.dumps(models), guardrails)
 
     def _warm_tokenizers(self) -> None:
         # A budget or token limit set through the admin API: load the tokenizers before it is used.

@@ -237,12 +237,68 @@ class Authorization(Strict):
         return self
 
 
+ScannerName = Literal["pii", "secrets", "injection", "toxicity", "topics", "canary", "exfiltration"]
+Action = Literal["allow", "redact", "block", "flag"]
+Segment = Literal["system", "user", "assistant", "tool"]
+_SPAN_SCANNERS = ("pii", "secrets")
+
+
+class Check(Strict):
+    """One scanner in a guardrail policy, with what to do when it finds something."""
+
+    scanner: ScannerName
+    action: Action = "block"
+    threshold: float = Field(0.5, ge=0, le=1, description="findings scoring below are ignored")
+    entities: list[str] | None = Field(None, description="pii, secrets: only these types (default: all)")
+    segments: list[Segment] | None = Field(None, description="input: the message roles scanned (default: all)")
+    terms: list[str] = Field(default_factory=list, description="topics: words or phrases that are off limits")
+    allow_hosts: list[str] = Field(default_factory=list, description="exfiltration: hosts links may point to")
+    fail_open: bool = Field(False, description="let the request through when the scanner fails or is too slow")
+
+    @model_validator(mode="after")
+    def _fits(self) -> Check:
+        if self.action == "redact" and self.scanner not in _SPAN_SCANNERS:
+            raise ValueError(f"redact needs a scanner that finds values (pii, secrets), not {self.scanner}")
+        if self.scanner == "topics" and not self.terms:
+            raise ValueError("topics needs terms")
+        return self
+
+
+class GuardrailPolicy(Strict):
+    input: list[Check] = Field(default_factory=list, description="scanned before the request leaves")
+    output: list[Check] = Field(default_factory=list, description="scanned before the answer is returned")
+    restore: bool = Field(True, description="put values redacted from the prompt back into the answer")
+    timeout_ms: float = Field(50.0, gt=0, description="a scanner slower than this counts as failed")
+    max_chars: int = Field(1_000_000, ge=1, description="longer texts count as a failed scan (fail-closed)")
+
+
+class Guardrails(Strict):
+    """Named policies and where they apply: a key's `guardrails` tag, else its route, else its
+    tenant, else `default`."""
+
+    policies: dict[str, GuardrailPolicy] = Field(default_factory=dict)
+    default: str | None = None
+    routes: dict[str, str] = Field(default_factory=dict, description="route -> policy")
+    tenants: dict[str, str] = Field(default_factory=dict, description="tenant -> policy")
+
+    @model_validator(mode="after")
+    def _known(self) -> Guardrails:
+        named = [("default", self.default)] if self.default else []
+        named += [(f"routes.{k}", v) for k, v in self.routes.items()]
+        named += [(f"tenants.{k}", v) for k, v in self.tenants.items()]
+        for where, name in named:
+            if name not in self.policies:
+                raise ValueError(f"{where}: no guardrail policy {name!r} (known: {', '.join(self.policies) or 'none'})")
+        return self
+
+
 class Config(Strict):
     database_url: str | None = Field(None, description="PostgreSQL URL; unset: SQLite in server.data_dir")
     redis_url: str | None = Field(None, description="Redis URL: limits shared by every replica")
     limits: Limits = Limits()
     budgets: Budgets = Budgets()
     pricing: dict[str, ModelPrice] = Field(default_factory=dict, description="per model; overrides the defaults")
+    guardrails: Guardrails = Guardrails()
     authorization: Authorization = Authorization()
     identity: Identity = Identity()
     server: Server = Server()

@@ -17,6 +17,7 @@ import orjson
 
 from ostiary.errors import GatewayError, NotFound
 from ostiary.gateway import Gateway, Runtime, model_card
+from ostiary.guardrails.service import scan as scan_service
 from ostiary.pipeline.call import Api, Call
 from ostiary.server.io import (
     ClientGone,
@@ -77,6 +78,12 @@ class App:
                 status, out = await self.gateway.admin.handle(method, path, scope.get("query_string", b"").decode(
                     "latin-1"), raw, principal)
                 await send_json(send, status, orjson.dumps(out), headers)
+            elif path == "/v1/guardrails/scan" and method == "POST":
+                raw = await read_body(receive, rt.config.server.max_body_bytes, cl)
+                call = Call(id=rid.decode(), api="openai.chat", body={}, model="", stream=False,
+                            config_version=rt.version, client_ip=client_ip)
+                call.principal = await rt.identify.principal(credential, client_ip)
+                await send_json(send, 200, orjson.dumps(scan_service(rt.guardrails, raw, call)), headers)
             elif method == "POST":
                 api = _POST_APIS.get(path)
                 if api is None:

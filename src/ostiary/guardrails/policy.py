@@ -1,0 +1,133 @@
+"""Guardrail policies compiled from the config: scanners built once per config version, run with
+their thresholds, entity filters, segments, time budget and failure rule.
+
+`run` is where "a scanner that errors or is too slow blocks unless the policy says fail-open" is
+enforced, and where each verdict is recorded: scanner, policy and config version, action, entity
+types with counts, best score and time taken; never the values found.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ostiary.config.schema import Check, GuardrailPolicy, Guardrails
+from ostiary.guardrails.base import Finding, Scanner
+
+
+def build_scanner(check: Check) -> Scanner:
+    # Imported on use: a policy without the learned detectors does not load their weights.
+    if check.scanner == "pii":
+        from ostiary.guardrails.pii import PiiScanner
+
+        return PiiScanner()
+    if check.scanner == "secrets":
+        from ostiary.guardrails.secrets import SecretsScanner
+
+        return SecretsScanner()
+    if check.scanner == "injection":
+        from ostiary.guardrails.injection import InjectionScanner
+
+        return InjectionScanner()
+    if check.scanner == "toxicity":
+        from ostiary.guardrails.toxicity import ToxicityScanner
+
+        return ToxicityScanner()
+    if check.scanner == "topics":
+        from ostiary.guardrails.topics import TopicScanner
+
+        return TopicScanner(check.terms)
+    if check.scanner == "canary":
+        from ostiary.guardrails.leaks import CanaryScanner
+
+        return CanaryScanner()
+    from ostiary.guardrails.leaks import ExfiltrationScanner
+
+    return ExfiltrationScanner(check.allow_hosts)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    check: Check
+    scanner: Scanner
+    entities: frozenset[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What one scanner found in one text, and what the policy does about it."""
+
+    scanner: str
+    policy: str
+    version: str
+    action: str  # the policy's action, "allow" when nothing was found, "error" when it failed open
+    segment: str
+    entities: dict[str, int]
+    score: float
+    ms: float
+    findings: list[Finding] = field(repr=False)  # spans, for redaction; never recorded
+    error: str | None = None
+
+    @property
+    def hit(self) -> bool:
+        return bool(self.findings)
+
+    def record(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"scanner": self.scanner, "policy": self.policy, "version": self.version,
+                               "action": self.action, "segment": self.segment, "entities": self.entities,
+                               "score": round(self.score, 4), "ms": round(self.ms, 3)}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    version: str  # the config version the policy came with
+    settings: GuardrailPolicy
+    input: tuple[Rule, ...]
+    output: tuple[Rule, ...]
+
+    @property
+    def plants_canary(self) -> bool:
+        return any(r.check.scanner == "canary" for r in self.output)
+
+    def run(self, rule: Rule, text: str, segment: str) -> Verdict:
+        check, name = rule.check, rule.check.scanner
+        t0 = time.perf_counter()
+        error = None
+        try:
+            if len(text) > self.settings.max_chars:
+                raise ValueError(f"text of {len(text)} characters is above max_chars {self.settings.max_chars}")
+            found = rule.scanner.scan(text)
+        except Exception as e:  # noqa: BLE001 - a broken scanner decides by fail_open, below
+            found, error = [], f"{type(e).__name__}: {e}"[:200]
+        ms = (time.perf_counter() - t0) * 1000
+        if error is None and ms > self.settings.timeout_ms:
+            error = f"took {ms:.1f} ms, above the policy's {self.settings.timeout_ms:g} ms"
+        if error is not None:
+            # Fail closed: the failure itself is the finding, unless the policy lets it pass.
+            action = "error" if check.fail_open else "block"
+            failure = [] if check.fail_open else [Finding("SCANNER_FAILURE", 0, 0, 1.0)]
+            return Verdict(name, self.name, self.version, action, segment, {}, 0.0, ms, failure, error)
+        hits = [f for f in found if f.score >= check.threshold
+                and (rule.entities is None or f.entity in rule.entities)]
+        return Verdict(name, self.name, self.version, check.action if hits else "allow", segment,
+                       dict(Counter(f.entity for f in hits)), max((f.score for f in hits), default=0.0), ms, hits)
+
+
+def compile_policies(cfg: Guardrails, version: str) -> dict[str, Policy]:
+    built: dict[tuple[Any, ...], Scanner] = {}
+
+    def rule(check: Check) -> Rule:
+        # Scanners without settings of their own are shared between policies (their weights load once).
+        key = (check.scanner, tuple(check.terms), tuple(check.allow_hosts))
+        if key not in built:
+            built[key] = build_scanner(check)
+        return Rule(check, built[key], frozenset(check.entities) if check.entities else None)
+
+    return {name: Policy(name, version, p, tuple(rule(c) for c in p.input), tuple(rule(c) for c in p.output))
+            for name, p in cfg.policies.items()}

@@ -1,0 +1,63 @@
+"""Reversible redaction: values replaced by typed placeholders (`<EMAIL_1>`), restored in the answer.
+
+One `Vault` per request. The same value gets the same placeholder wherever it appears in the request,
+so the model can still reason about "the same e-mail address"; the answer's placeholders are put
+back for the caller when the policy allows. The vault never prints its values (repr, logs, errors).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from ostiary.guardrails.base import Finding
+
+PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*)_(\d+)>")
+# The end of a text that could be the beginning of a placeholder still being streamed.
+PARTIAL_PLACEHOLDER = re.compile(r"<(?:[A-Z][A-Z0-9_]*(?:_\d*)?)?$")
+
+
+class Vault:
+    def __init__(self) -> None:
+        self._placeholder_of: dict[tuple[str, str], str] = {}
+        self._value_of: dict[str, str] = {}
+        self._counts: dict[str, int] = {}
+        self._restorable: set[str] = set()  # placeholders of the prompt's values, not the answer's
+
+    def __repr__(self) -> str:
+        return f"<Vault {len(self._value_of)} values>"
+
+    def __len__(self) -> int:
+        return len(self._value_of)
+
+    def placeholder(self, entity: str, value: str, restorable: bool = True) -> str:
+        key = (entity, value)
+        found = self._placeholder_of.get(key)
+        if found is None:
+            n = self._counts[entity] = self._counts.get(entity, 0) + 1
+            found = self._placeholder_of[key] = f"<{entity}_{n}>"
+            self._value_of[found] = value
+        if restorable:
+            self._restorable.add(found)
+        return found
+
+    def redact(self, text: str, findings: Iterable[Finding], restorable: bool = True) -> str:
+        """`text` with each finding's span replaced by its placeholder (overlaps: the first wins).
+        Values found in the answer (`restorable=False`) stay redacted: only what the caller sent
+        comes back."""
+        out, at = [], 0
+        for f in sorted(findings, key=lambda f: (f.start, -f.end)):
+            if f.start < at:
+                continue
+            out.append(text[at:f.start])
+            out.append(self.placeholder(f.entity, text[f.start:f.end], restorable))
+            at = f.end
+        out.append(text[at:])
+        return "".join(out)
+
+    def restore(self, text: str) -> str:
+        """`text` with the placeholders of the prompt's values replaced by them; others stay."""
+        if not self._restorable or "<" not in text:
+            return text
+        return PLACEHOLDER.sub(lambda m: self._value_of[m.group(0)] if m.group(0) in self._restorable
+                               else m.group(0), text)

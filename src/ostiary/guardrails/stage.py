@@ -1,0 +1,149 @@
+"""The guardrails stage: the input scanners of the call's policy before the request leaves, the
+output scanners on the answer (a stream as it flows, see guardrails/stream.py).
+
+Which policy: the key's `guardrails` tag, else the route's binding, else the tenant's, else the
+default; none, no scanning. Per finding the policy's action applies: `block` refuses the request
+(400, naming the policy, scanner and entity types), `redact` replaces the values by placeholders
+before the upstream sees them (restored in the answer when the policy says so), `flag` and `allow`
+only record. Every verdict goes to `call.decisions["guardrails"]` for the audit trail and metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ostiary.config.schema import Guardrails
+from ostiary.errors import GatewayError
+from ostiary.guardrails.leaks import new_canary, plant
+from ostiary.guardrails.policy import Policy, Verdict, compile_policies
+from ostiary.guardrails.redact import Vault
+from ostiary.pipeline.call import Call
+from ostiary.pipeline.stage import Handler
+
+_SEGMENT = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
+            "tool": "tool", "function": "tool"}
+
+
+class GuardrailBlocked(GatewayError):
+    def __init__(self, v: Verdict, where: str, output: bool = False) -> None:
+        found = ", ".join(sorted(v.entities)) or "a failure"
+        what = f"the {v.scanner} scanner found {found}" if v.error is None else f"the {v.scanner} scanner failed"
+        text = "The answer was withheld" if output else "The request was blocked"
+        super().__init__(f"{text} by guardrail policy {v.policy!r}: {what} in {where}.",
+                         status=422 if output else 400, code="guardrail_blocked_output" if output else "guardrail_blocked",
+                         param=None if output else where)
+
+
+class GuardrailsStage:
+    name = "guardrails"
+
+    def __init__(self, cfg: Guardrails, version: str) -> None:
+        self.cfg = cfg
+        self.policies = compile_policies(cfg, version)
+
+    def policy_for(self, call: Call) -> Policy | None:
+        p = call.principal
+        name = (p.tags.get("guardrails") if p is not None else None) or self.cfg.routes.get(call.model) \
+            or (self.cfg.tenants.get(p.tenant) if p is not None else None) or self.cfg.default
+        return self.policies.get(name) if name else None
+
+    async def __call__(self, call: Call, next: Handler) -> None:
+        policy = self.policy_for(call)
+        if policy is None:
+            await next(call)
+            return
+        vault = Vault()
+        verdicts: list[dict[str, Any]] = call.decisions.setdefault("guardrails", [])
+        self.scan_input(call, policy, vault, verdicts)
+        if policy.plants_canary:
+            plant(call.body, new_canary())
+        await next(call)
+        if call.stream and call.result is not None and not isinstance(call.result, dict):
+            from ostiary.guardrails.stream import GuardedStream
+
+            call.result = GuardedStream(call.result, policy, vault, verdicts)
+        elif isinstance(call.result, dict):
+            self.scan_answer(call.result, policy, vault, verdicts)
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def scan_input(self, call: Call, policy: Policy, vault: Vault, verdicts: list[dict[str, Any]]) -> None:
+        for rule in policy.input:
+            segments = rule.check.segments
+            for where, segment, text, put in input_texts(call.body):
+                if segments is not None and segment not in segments:
+                    continue
+                v = policy.run(rule, text, segment)
+                verdicts.append(v.record())
+                if v.action == "block":
+                    raise GuardrailBlocked(v, where)
+                if v.action == "redact":
+                    put(vault.redact(text, v.findings))
+
+    # -- output --------------------------------------------------------------------------------
+
+    def scan_text(self, text: str, policy: Policy, vault: Vault, verdicts: list[dict[str, Any]], where: str) -> str:
+        """Run the output scanners on one text of the answer: raises on a block, else the text with
+        new values redacted (placeholders of the prompt's values are left for `restore`)."""
+        for rule in policy.output:
+            v = policy.run(rule, text, "assistant")
+            if v.hit or v.error:
+                verdicts.append(v.record())
+            if v.action == "block":
+                raise GuardrailBlocked(v, where, output=True)
+            if v.action == "redact":
+                text = vault.redact(text, v.findings, restorable=False)
+        return text
+
+    def scan_answer(self, result: dict[str, Any], policy: Policy, vault: Vault, verdicts: list[dict[str, Any]]) -> None:
+        restore = policy.settings.restore
+        for i, choice in enumerate(result.get("choices") or ()):
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if not isinstance(message, dict):
+                continue
+            if isinstance(message.get("content"), str):
+                text = self.scan_text(message["content"], policy, vault, verdicts, f"choices[{i}].message.content")
+                message["content"] = vault.restore(text) if restore else text
+            for tc in message.get("tool_calls") or ():
+                fn = tc.get("function") if isinstance(tc, dict) else None
+                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                    args = self.scan_text(fn["arguments"], policy, vault, verdicts, f"choices[{i}].tool_calls")
+                    fn["arguments"] = vault.restore(args) if restore else args
+
+
+def input_texts(body: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
+    """(where, segment, text, put) for every text of a request; `put` replaces it in the body."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict):
+                continue
+            segment = _SEGMENT.get(str(m.get("role")), "user")
+            content = m.get("content")
+            if isinstance(content, str):
+                yield f"messages[{i}].content", segment, content, _setter(m, "content")
+            elif isinstance(content, list):
+                for j, part in enumerate(content):
+                    if isinstance(part, dict) and isinstance(part.get("text"), str):
+                        yield f"messages[{i}].content[{j}].text", segment, part["text"], _setter(part, "text")
+            for k, tc in enumerate(m.get("tool_calls") or ()):
+                fn = tc.get("function") if isinstance(tc, dict) else None
+                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                    yield f"messages[{i}].tool_calls[{k}].function.arguments", segment, fn["arguments"], \
+                        _setter(fn, "arguments")
+    value = body.get("input")
+    if isinstance(value, str):
+        yield "input", "user", value, _setter(body, "input")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                yield f"input[{i}]", "user", item, _setter(value, i)
+
+
+def _setter(container: Any, key: Any) -> Any:
+    def put(text: str) -> None:
+        container[key] = text
+
+    return put
+

@@ -1,0 +1,131 @@
+"""Output guardrails on a stream: nothing that fails a check reaches the client.
+
+The answer's text is held in a buffer per choice. After each upstream batch the buffer is scanned
+with the policy's output scanners; a block ends the stream with an error event, a redaction replaces
+the values in the buffer. Then everything except a tail is released (placeholders of the prompt's
+values restored): the tail is what could still be the beginning of a match completed by the next
+chunk. It is `HOLD` characters, or more when the buffer holds an unfinished private-key block or the
+beginning of a placeholder. Scanning the held tail together with the new text is what catches a span
+split across chunks at any position; the tail is released at the end of the stream after a last scan.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from ostiary.guardrails.redact import PARTIAL_PLACEHOLDER, Vault
+
+if TYPE_CHECKING:
+    from ostiary.guardrails.policy import Policy
+
+HOLD = 128  # longer than any value the span scanners look for, except key blocks (below)
+_OPEN_BLOCK = re.compile(r"-----BEGIN[^\n]{0,60}(?![\s\S]*-----END)")
+
+Batch = list[dict[str, Any]]
+
+
+class GuardedStream:
+    def __init__(self, batches: AsyncIterator[Batch], policy: Policy, vault: Vault,
+                 verdicts: list[dict[str, Any]]) -> None:
+        self.batches, self.policy, self.vault, self.verdicts = batches, policy, vault, verdicts
+        self._held: dict[int, str] = {}  # choice index -> text not yet released
+        self._template: dict[int, dict[str, Any]] = {}  # choice index -> a chunk to dress released text in
+
+    def __aiter__(self) -> GuardedStream:
+        return self
+
+    async def __anext__(self) -> Batch:
+        while True:
+            batch = await self.batches.__anext__()  # StopAsyncIteration ends us too
+            out = self._feed(batch)
+            if out:
+                return out
+
+    async def aclose(self) -> None:
+        close = getattr(self.batches, "aclose", None)
+        if close is not None:
+            await close()
+
+    def _feed(self, batch: Batch) -> Batch:
+        out: Batch = []
+        touched: set[int] = set()
+        for chunk in batch:
+            choices = chunk.get("choices") or []
+            rest = []
+            for choice in choices:
+                delta = choice.get("delta") or {}
+                i = choice.get("index", 0)
+                text = delta.get("content")
+                if isinstance(text, str) and text:
+                    self._held[i] = self._held.get(i, "") + text
+                    self._template[i] = chunk
+                    touched.add(i)
+                    other = {k: v for k, v in delta.items() if k != "content"}
+                    if other or choice.get("finish_reason"):
+                        rest.append({**choice, "delta": other})
+                else:
+                    rest.append(choice)
+            if choices and not rest:
+                continue  # all its text is held
+            ending = any(c.get("finish_reason") for c in rest)
+            for i in sorted(touched if not ending else set(self._held)):
+                released = self._release(i, final=ending)
+                if released:
+                    out.append(_dress(self._template[i], i, released))
+            touched = set()
+            out.append({**chunk, "choices": rest} if choices else chunk)
+        for i in sorted(touched):
+            released = self._release(i, final=False)
+            if released:
+                out.append(_dress(self._template[i], i, released))
+        return out
+
+    def _release(self, i: int, final: bool) -> str:
+        """Scan what is held for choice `i`; release the part that is safe to send."""
+        text = self._held.get(i, "")
+        cut = len(text) if final else _safe_end(text)
+        verdicts = [self.policy.run(rule, text, "assistant") for rule in self.policy.output]
+        if not final:
+            # A value still arriving is neither acted on half-seen nor released in part.
+            for _ in range(3):
+                inside = [f.start for v in verdicts for f in v.findings if f.start < cut < f.end]
+                if not inside:
+                    break
+                cut = min(inside)
+        redact = []
+        for v in verdicts:
+            acted = [f for f in v.findings if f.end <= cut]
+            if acted or v.error:
+                self.verdicts.append(v.record())
+            if acted and v.action == "block":
+                from ostiary.guardrails.stage import GuardrailBlocked
+
+                raise GuardrailBlocked(v, f"choices[{i}] of the stream", output=True)
+            if v.action == "redact":
+                redact += acted
+        head = self.vault.redact(text[:cut], redact, restorable=False) if redact else text[:cut]
+        self._held[i] = text[cut:]
+        return self.vault.restore(head) if self.policy.settings.restore else head
+
+
+def _safe_end(text: str) -> int:
+    cut = max(0, len(text) - HOLD)
+    block = _OPEN_BLOCK.search(text)
+    if block is not None:
+        cut = min(cut, block.start())
+    # Never split a placeholder: one opened before the cut and not closed before it waits whole.
+    opened = text.rfind("<", max(0, cut - 48), cut)
+    if opened != -1 and ">" not in text[opened:cut]:
+        cut = opened
+    partial = PARTIAL_PLACEHOLDER.search(text, cut)
+    if partial is not None:
+        cut = min(cut, partial.start())
+    return cut
+
+
+def _dress(template: dict[str, Any], index: int, text: str) -> dict[str, Any]:
+    """A content chunk carrying released text, shaped like the upstream's chunks."""
+    return {**{k: v for k, v in template.items() if k not in ("choices", "usage")},
+            "choices": [{"index": index, "delta": {"content": text}, "finish_reason": None}]}

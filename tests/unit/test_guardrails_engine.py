@@ -1,0 +1,181 @@
+"""The guardrail engine with a plain test scanner: actions, verdicts, redaction and restore, and
+streams that never release a value split across chunks, at any split position."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from ostiary.config.schema import Check, GuardrailPolicy, Guardrails
+from ostiary.guardrails.base import Finding
+from ostiary.guardrails.policy import Policy, Rule
+from ostiary.guardrails.redact import Vault
+from ostiary.guardrails.stage import GuardrailBlocked, GuardrailsStage
+from ostiary.guardrails.stream import GuardedStream
+from ostiary.identity.principal import ANONYMOUS
+from ostiary.pipeline.call import Call
+
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+\w")
+
+
+class Emails:
+    name = "pii"
+
+    def scan(self, text: str) -> list[Finding]:
+        return [Finding("EMAIL", m.start(), m.end(), 0.9) for m in EMAIL.finditer(text)]
+
+
+class Broken:
+    name = "secrets"
+
+    def scan(self, text: str) -> list[Finding]:
+        raise RuntimeError("model file missing")
+
+
+def policy(inp: list[tuple[Any, str]] = (), out: list[tuple[Any, str]] = (), restore: bool = True,
+           fail_open: bool = False) -> Policy:
+    def rule(scanner: Any, action: str) -> Rule:
+        return Rule(Check(scanner=scanner.name, action=action, fail_open=fail_open), scanner, None)
+
+    return Policy("strict", "v1", GuardrailPolicy(restore=restore), tuple(rule(s, a) for s, a in inp),
+                  tuple(rule(s, a) for s, a in out))
+
+
+def stage_with(p: Policy) -> GuardrailsStage:
+    stage = GuardrailsStage(Guardrails(), "v1")
+    stage.policies = {"strict": p}
+    stage.cfg = Guardrails.model_construct(policies={}, default="strict", routes={}, tenants={})
+    return stage
+
+
+def chat(text: str, stream: bool = False) -> Call:
+    c = Call(id="r", api="openai.chat", body={"model": "m", "messages": [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]}, model="m", stream=stream,
+        config_version="v1")
+    c.principal = ANONYMOUS
+    return c
+
+
+def test_vault_is_consistent_and_restores_only_its_own() -> None:
+    v = Vault()
+    text = "a@b.io wrote to c@d.io and a@b.io again; <EMAIL_9> stays"
+    red = v.redact(text, Emails().scan(text))
+    assert red == "<EMAIL_1> wrote to <EMAIL_2> and <EMAIL_1> again; <EMAIL_9> stays"
+    assert v.restore(red) == text
+    assert "a@b.io" not in repr(v)
+
+
+async def test_redacted_values_never_reach_the_upstream_and_come_back_in_the_answer() -> None:
+    stage = stage_with(policy(inp=[(Emails(), "redact")]))
+    c = chat("Write to alice@example.com please")
+    seen: list[str] = []
+
+    async def upstream(call: Call) -> None:
+        seen.append(call.body["messages"][1]["content"])
+        call.result = {"choices": [{"index": 0, "message": {"role": "assistant",
+                                                            "content": "Sent to <EMAIL_1>."}}]}
+
+    await stage(c, upstream)
+    assert seen == ["Write to <EMAIL_1> please"]
+    assert c.result["choices"][0]["message"]["content"] == "Sent to alice@example.com."  # type: ignore[index]
+    allowed, v = c.decisions["guardrails"]  # every text scanned leaves a verdict
+    assert (allowed["segment"], allowed["action"]) == ("system", "allow")
+    assert v["action"] == "redact" and v["entities"] == {"EMAIL": 1} and v["policy"] == "strict"
+    assert v["segment"] == "user" and v["version"] == "v1" and v["ms"] >= 0
+    assert "alice" not in repr(c.decisions)
+
+
+async def test_block_names_policy_scanner_and_place_and_a_failing_scanner_blocks() -> None:
+    stage = stage_with(policy(inp=[(Emails(), "block")]))
+    with pytest.raises(GuardrailBlocked) as e:
+        await stage(chat("mail bob@example.org"), _never)
+    assert e.value.status == 400 and e.value.code == "guardrail_blocked"
+    assert "'strict'" in e.value.message and "pii" in e.value.message and "EMAIL" in e.value.message
+    assert e.value.param == "messages[1].content" and "bob@" not in e.value.message
+
+    with pytest.raises(GuardrailBlocked) as e:
+        await stage_with(policy(inp=[(Broken(), "flag")]))(chat("hello"), _never)
+    assert "failed" in e.value.message
+    c = chat("hello")
+    await stage_with(policy(inp=[(Broken(), "flag")], fail_open=True))(c, _answer("ok"))
+    assert [d["action"] for d in c.decisions["guardrails"]] == ["error", "error"]
+
+
+async def test_output_block_and_output_redaction() -> None:
+    with pytest.raises(GuardrailBlocked) as e:
+        await stage_with(policy(out=[(Emails(), "block")]))(chat("hi"), _answer("mail eve@evil.example"))
+    assert e.value.status == 422 and e.value.code == "guardrail_blocked_output"
+    c = chat("hi")
+    await stage_with(policy(out=[(Emails(), "redact")]))(c, _answer("mail eve@evil.example now"))
+    assert c.result["choices"][0]["message"]["content"] == "mail <EMAIL_1> now"  # type: ignore[index]
+
+
+def _answer(text: str) -> Any:
+    async def upstream(call: Call) -> None:
+        call.result = {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+
+    return upstream
+
+
+async def _never(call: Call) -> None:
+    raise AssertionError("the upstream must not be called")
+
+
+def _chunks(parts: list[str]) -> Any:
+    async def gen() -> Any:
+        yield [{"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"role": "assistant"}}]}]
+        for p in parts:
+            yield [{"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": p}}]}]
+        yield [{"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {},
+                                                                           "finish_reason": "stop"}]}]
+
+    return gen()
+
+
+async def _collect(stream: GuardedStream) -> str:
+    text = ""
+    async for batch in stream:
+        for chunk in batch:
+            for ch in chunk.get("choices") or ():
+                text += ch.get("delta", {}).get("content") or ""
+    return text
+
+
+ANSWER = "Please contact alice.smith@example.com about the invoice."
+
+
+@pytest.mark.parametrize("at", range(1, len(ANSWER)))
+async def test_a_value_split_at_any_position_never_reaches_the_client(at: int) -> None:
+    parts = [ANSWER[:at], ANSWER[at:]]
+    blocked = GuardedStream(_chunks(parts), policy(out=[(Emails(), "block")]), Vault(), [])
+    released = ""
+    with pytest.raises(GuardrailBlocked):
+        async for batch in blocked:
+            released += "".join(ch["delta"].get("content") or "" for c in batch for ch in c["choices"])
+    assert "alice" not in released and "@" not in released
+    redacted = await _collect(GuardedStream(_chunks(parts), policy(out=[(Emails(), "redact")], restore=False),
+                                            Vault(), []))
+    assert redacted == ANSWER.replace("alice.smith@example.com", "<EMAIL_1>")
+
+
+async def test_placeholders_split_across_chunks_are_restored() -> None:
+    v = Vault()
+    v.placeholder("EMAIL", "alice@example.com")
+    text = "I wrote to <EMAIL_1> twice: <EMAIL_1>."
+    for at in range(1, len(text)):
+        out = await _collect(GuardedStream(_chunks([text[:at], text[at:]]), policy(), v, []))
+        assert out == "I wrote to alice@example.com twice: alice@example.com.", at
+
+
+async def test_a_long_stream_is_released_as_it_flows_not_at_the_end() -> None:
+    words = [f"word{i} " for i in range(200)]
+    stream = GuardedStream(_chunks(words), policy(out=[(Emails(), "block")]), Vault(), [])
+    first_text_batch = None
+    n = 0
+    async for batch in stream:
+        n += 1
+        if any(ch["delta"].get("content") for c in batch for ch in c["choices"]) and first_text_batch is None:
+            first_text_batch = n
+    assert first_text_batch is not None and first_text_batch < 50  # released while the stream still runs
