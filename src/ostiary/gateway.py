@@ -17,6 +17,7 @@ import orjson
 
 from ostiary.admin.api import AdminAPI
 from ostiary.config.load import ConfigError, LoadedConfig, load_default, load_file
+from ostiary.guardrails.review import Reviews
 from ostiary.guardrails.stage import GuardrailsStage
 from ostiary.identity.authorize import Authorize
 from ostiary.identity.keys import KeyIndex, KeyService
@@ -80,6 +81,7 @@ class Gateway:
         self.keys.load()
         self.admin = AdminAPI(key_service)
         self.meter = UsageMeter(self.store)
+        self.reviews = Reviews(self.store)
         self.alerts = BudgetAlerts(cfg.budgets, self.pool)
         # The counter store is chosen at start; a changed redis_url takes effect on restart.
         self.limiter: RateLimiter = RedisRateLimiter(cfg.redis_url) if cfg.redis_url else MemoryRateLimiter()
@@ -104,7 +106,7 @@ class Gateway:
         limits = LimitsStage(cfg, router.chains, self.limiter, self.book, self.meter, self.alerts,
                              lease_seconds=router.longest() + 60)
         self._limits = limits
-        guardrails = GuardrailsStage(cfg.guardrails, loaded.version) if cfg.guardrails.policies else None
+        guardrails = GuardrailsStage(cfg.guardrails, loaded.version, self.reviews) if cfg.guardrails.policies else None
         stages: list[Stage] = [identify, *([authorize] if authorize else []), limits,
                                *([guardrails] if guardrails else [])]
         # the audit trail joins here

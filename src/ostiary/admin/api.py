@@ -1,4 +1,5 @@
-"""The admin REST API under /admin/v1: keys, tenants, users, budgets, limits, usage and events.
+"""The admin REST API under /admin/v1: keys, tenants, users, budgets, limits, usage, events and
+guardrail reviews.
 
 Framework-free: the server hands over (method, path, query, body, principal) and sends back what
 `AdminAPI.handle` returns. The endpoints live in one module per subject (admin/keys.py,
@@ -18,10 +19,12 @@ from ostiary.admin.access import require_caller
 from ostiary.admin.budgets import ROUTES as BUDGET_ROUTES
 from ostiary.admin.keys import ROUTES as KEY_ROUTES
 from ostiary.admin.openapi import document
+from ostiary.admin.reviews import ROUTES as REVIEW_ROUTES
 from ostiary.admin.routing import READERS, Request, Route, parse_query
 from ostiary.admin.tenants import ROUTES as TENANT_ROUTES
 from ostiary.admin.usage import ROUTES as USAGE_ROUTES
 from ostiary.errors import Forbidden, GatewayError, InvalidRequest, NotFound
+from ostiary.guardrails.review import ReviewError, Reviews
 from ostiary.identity import directory
 from ostiary.identity.directory import Directory
 from ostiary.identity.keys import KeyAdminError, KeyService
@@ -42,6 +45,7 @@ class Services:
     directory: Directory
     settings: Settings
     store: Store
+    reviews: Reviews
 
 
 async def _openapi(svc: Services, req: Request) -> tuple[int, Any]:
@@ -49,7 +53,7 @@ async def _openapi(svc: Services, req: Request) -> tuple[int, Any]:
 
 
 ROUTES: tuple[Route, ...] = (
-    *KEY_ROUTES, *TENANT_ROUTES, *BUDGET_ROUTES, *USAGE_ROUTES,
+    *KEY_ROUTES, *TENANT_ROUTES, *BUDGET_ROUTES, *USAGE_ROUTES, *REVIEW_ROUTES,
     Route("GET", "/openapi.json", _openapi, "This document", roles=READERS, returns="the OpenAPI document"),
 )
 OPENAPI = document(ROUTES)
@@ -58,7 +62,7 @@ OPENAPI = document(ROUTES)
 class AdminAPI:
     def __init__(self, keys: KeyService) -> None:
         store = keys.store
-        self.services = Services(keys, Directory(store), Settings(store), store)
+        self.services = Services(keys, Directory(store), Settings(store), store, Reviews(store))
 
     async def handle(self, method: str, path: str, query: str, body: bytes,
                      principal: Principal) -> tuple[int, Any]:
@@ -80,6 +84,10 @@ class AdminAPI:
             raise InvalidRequest(str(e), param=e.param) from None
         except KeyAdminError as e:
             raise InvalidRequest(str(e)) from None
+        except ReviewError as e:
+            if e.missing:
+                raise NotFound(str(e), code="review_not_found") from None
+            raise GatewayError(str(e), status=409, type="invalid_request_error", code="conflict") from None
         except sa.exc.IntegrityError:
             # Two administrators changed the same thing at once; the database kept one of them.
             raise GatewayError("A concurrent change conflicted with this one; read the current state and retry.",

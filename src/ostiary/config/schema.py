@@ -238,7 +238,7 @@ class Authorization(Strict):
 
 
 ScannerName = Literal["pii", "secrets", "injection", "toxicity", "topics", "canary", "exfiltration"]
-Action = Literal["allow", "redact", "block", "flag"]
+Action = Literal["allow", "redact", "block", "flag", "escalate"]
 Segment = Literal["system", "user", "assistant", "tool"]
 _SPAN_SCANNERS = ("pii", "secrets")
 
@@ -267,9 +267,19 @@ class Check(Strict):
 class GuardrailPolicy(Strict):
     input: list[Check] = Field(default_factory=list, description="scanned before the request leaves")
     output: list[Check] = Field(default_factory=list, description="scanned before the answer is returned")
+    review_timeout_seconds: float = Field(300.0, gt=0, le=3600, description="escalate: how long a request "
+                                          "waits for a reviewer before it is refused")
     restore: bool = Field(True, description="put values redacted from the prompt back into the answer")
     timeout_ms: float = Field(50.0, gt=0, description="a scanner slower than this counts as failed")
     max_chars: int = Field(1_000_000, ge=1, description="longer texts count as a failed scan (fail-closed)")
+
+    @field_validator("output")
+    @classmethod
+    def _no_output_escalation(cls, v: list[Check]) -> list[Check]:
+        if any(c.action == "escalate" for c in v):
+            raise ValueError("escalate applies to input checks only (an answer cannot wait for a reviewer "
+                             "while its stream is open); use block or redact on the output")
+        return v
 
 
 class Guardrails(Strict):

@@ -4,12 +4,14 @@ output scanners on the answer (a stream as it flows, see guardrails/stream.py).
 Which policy: the key's `guardrails` tag, else the route's binding, else the tenant's, else the
 default; none, no scanning. Per finding the policy's action applies: `block` refuses the request
 (400, naming the policy, scanner and entity types), `redact` replaces the values by placeholders
-before the upstream sees them (restored in the answer when the policy says so), `flag` and `allow`
-only record. Every verdict goes to `call.decisions["guardrails"]` for the audit trail and metrics.
+before the upstream sees them (restored in the answer when the policy says so), `escalate` holds
+the request until a reviewer approves it (403 if denied or not reviewed in time), `flag` and
+`allow` only record. Every verdict goes to `call.decisions["guardrails"]` for the audit trail and metrics.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +20,7 @@ from ostiary.errors import GatewayError
 from ostiary.guardrails.leaks import new_canary, plant
 from ostiary.guardrails.policy import Policy, Verdict, compile_policies
 from ostiary.guardrails.redact import Vault
+from ostiary.guardrails.review import Reviews
 from ostiary.pipeline.call import Call
 from ostiary.pipeline.stage import Handler
 
@@ -35,12 +38,21 @@ class GuardrailBlocked(GatewayError):
                          param=None if output else where)
 
 
+class ReviewRefused(GatewayError):
+    def __init__(self, v: Verdict, review: str, status: str) -> None:
+        why = "denied by a reviewer" if status == "denied" else "not reviewed in time"
+        super().__init__(f"The request was held for review by guardrail policy {v.policy!r} ({v.scanner} found "
+                         f"{', '.join(sorted(v.entities)) or 'a risk'}) and {why}; review {review}.", status=403,
+                         type="permission_error", code="review_denied" if status == "denied" else "review_expired")
+
+
 class GuardrailsStage:
     name = "guardrails"
 
-    def __init__(self, cfg: Guardrails, version: str) -> None:
+    def __init__(self, cfg: Guardrails, version: str, reviews: Reviews | None = None) -> None:
         self.cfg = cfg
         self.policies = compile_policies(cfg, version)
+        self.reviews = reviews
 
     def policy_for(self, call: Call) -> Policy | None:
         p = call.principal
@@ -55,7 +67,9 @@ class GuardrailsStage:
             return
         vault = Vault()
         verdicts: list[dict[str, Any]] = call.decisions.setdefault("guardrails", [])
-        self.scan_input(call, policy, vault, verdicts)
+        held = self.scan_input(call, policy, vault, verdicts)
+        for v, text, record in held:
+            await self._review(call, policy, v, text, record)
         if policy.plants_canary:
             plant(call.body, new_canary())
         await next(call)
@@ -68,18 +82,41 @@ class GuardrailsStage:
 
     # -- input ---------------------------------------------------------------------------------
 
-    def scan_input(self, call: Call, policy: Policy, vault: Vault, verdicts: list[dict[str, Any]]) -> None:
+    def scan_input(self, call: Call, policy: Policy, vault: Vault,
+                   verdicts: list[dict[str, Any]]) -> list[tuple[Verdict, str, dict[str, Any]]]:
+        """Scan every text of the request; raises on a block, redacts in place; returns what a
+        person must review (verdict, text, its record) before the request may go on."""
+        held = []
         for rule in policy.input:
             segments = rule.check.segments
             for where, segment, text, put in input_texts(call.body):
                 if segments is not None and segment not in segments:
                     continue
                 v = policy.run(rule, text, segment)
-                verdicts.append(v.record())
+                record = v.record()
+                verdicts.append(record)
                 if v.action == "block":
                     raise GuardrailBlocked(v, where)
                 if v.action == "redact":
                     put(vault.redact(text, v.findings))
+                if v.action == "escalate":
+                    held.append((v, text, record))
+        return held
+
+    async def _review(self, call: Call, policy: Policy, v: Verdict, text: str, record: dict[str, Any]) -> None:
+        if self.reviews is None:
+            raise GuardrailBlocked(v, "the request (no review queue is available)")
+        # The reviewer sees the text with the values span scanners found replaced by their types.
+        excerpt = Vault().redact(text, v.findings) if v.scanner in ("pii", "secrets") else text
+        p = call.principal
+        rid = await asyncio.to_thread(
+            self.reviews.open, tenant=p.tenant, principal=f"{p.kind}:{p.subject}", request_id=call.id,
+            route=call.model, policy=policy.name, version=policy.version, scanner=v.scanner, segment=v.segment,
+            entities=v.entities, excerpt=excerpt)
+        status = await self.reviews.wait(rid, policy.settings.review_timeout_seconds)
+        record["review"] = {"id": rid, "status": status}
+        if status != "approved":
+            raise ReviewRefused(v, rid, status)
 
     # -- output --------------------------------------------------------------------------------
 

@@ -339,15 +339,16 @@ class LimitsStage:
 
 
 class Metered:
-    """A stream's batches, counted as they pass (what was sent is known even if the usage chunk
+    """A stream's batches, measured as they pass (what was sent is known even if the usage chunk
     never comes); settles once however the stream ends: done, failed, cut by the budget, or closed
-    unread by a client that went away."""
+    unread by a client that went away. Under a budget the output is tokenized as it flows; otherwise
+    only its characters are counted (a quarter of them estimates the tokens if no usage arrives)."""
 
     def __init__(self, stage: LimitsStage, call: Call, ticket: Ticket | None, batches: Batches) -> None:
         self.stage, self.call, self.ticket, self.batches = stage, call, ticket, batches
         self._budget = ticket is not None and bool(ticket.caps)
         self._model = stage._tokenizer.get(call.model, call.model)
-        self._counted = 0
+        self._chars = 0
         self._done = False
 
     def __aiter__(self) -> Metered:
@@ -356,12 +357,13 @@ class Metered:
     async def __anext__(self) -> list[dict[str, Any]]:
         try:
             batch = await self.batches.__anext__()
-            self._counted += _output_tokens(batch, self._model)
             t = self.ticket
             if self._budget and t is not None:
-                t.counted_out = self._counted
+                t.counted_out += count_text(_output_text(batch), self._model)
                 if t.counted_out > t.output_est:
                     await self.stage.extend(self.call, t)
+            else:
+                self._chars += len(_output_text(batch))
         except StopAsyncIteration:
             self._settle(failed=False)
             raise
@@ -381,10 +383,12 @@ class Metered:
     def _settle(self, failed: bool) -> None:
         if not self._done:
             self._done = True
-            self.stage._finish(self.call, self.ticket, failed, self._counted)
+            t = self.ticket
+            counted = t.counted_out if self._budget and t is not None else math.ceil(self._chars / 4)
+            self.stage._finish(self.call, self.ticket, failed, counted)
 
 
-def _output_tokens(batch: list[dict[str, Any]], model: str) -> int:
+def _output_text(batch: list[dict[str, Any]]) -> str:
     parts = []
     for chunk in batch:
         for choice in chunk.get("choices") or ():
@@ -394,7 +398,7 @@ def _output_tokens(batch: list[dict[str, Any]], model: str) -> int:
             for tc in delta.get("tool_calls") or ():
                 fn = tc.get("function") or {}
                 parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
-    return count_text("".join(parts), model) if parts else 0
+    return "".join(parts)
 
 
 def _describe(b: Bucket) -> tuple[str, str]:

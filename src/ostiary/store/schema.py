@@ -126,3 +126,27 @@ admin_events = sa.Table(
     sa.Column("target", sa.String(300), nullable=False),
     sa.Column("details", sa.JSON, nullable=False),
 )
+
+# Requests a guardrail policy escalated to a person: the request waits until a reviewer approves or
+# denies it through the admin API, or until the policy's review timeout. `excerpt` is the flagged
+# text with the values span scanners found replaced by typed placeholders.
+reviews = sa.Table(
+    "reviews",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False, index=True),
+    sa.Column("principal", sa.String(300), nullable=False),
+    sa.Column("request_id", sa.String(200), nullable=False),
+    sa.Column("route", sa.String(200), nullable=False),
+    sa.Column("policy", sa.String(200), nullable=False),
+    sa.Column("policy_version", sa.String(40), nullable=False),
+    sa.Column("scanner", sa.String(40), nullable=False),
+    sa.Column("segment", sa.String(20), nullable=False),
+    sa.Column("entities", sa.JSON, nullable=False),
+    sa.Column("excerpt", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending, approved, denied, expired
+    sa.Column("decided_by", sa.String(300), nullable=True),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("note", sa.String(1000), nullable=True),
+)
