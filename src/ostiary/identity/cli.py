@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ostiary.config.load import ConfigError, load_default, load_file
 from ostiary.identity.keys import KeyAdminError, KeyService
+from ostiary.limits.settings import BudgetRule, LimitRule
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -42,6 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     c.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
     c.add_argument("--name", default="")
     c.add_argument("--expires-in", type=duration, help="e.g. 90d")
+    c.add_argument("--budget", metavar="USD/PERIOD", help="the key's own budget, e.g. 50/month (day, month, total)")
+    c.add_argument("--limits", metavar="NAME=N,...",
+                   help="the key's own limits, e.g. rpm=600,tpm=100000 (rpm, tpm, input_tpm, output_tpm, concurrent)")
     c.set_defaults(run=_create)
 
     ls = ksub.add_parser("list", help="list keys (never their secrets)")
@@ -72,7 +76,7 @@ def _service(args: argparse.Namespace) -> KeyService:
 def _run(args: argparse.Namespace, action) -> int:  # type: ignore[no-untyped-def]
     try:
         return int(action(_service(args)) or 0)
-    except KeyAdminError as e:
+    except ValueError as e:  # a key, directory or settings error: its message says what to fix
         print(f"ostiary: {e}", file=sys.stderr)
         return 1
 
@@ -93,10 +97,35 @@ def _create(args: argparse.Namespace) -> int:
     def act(svc: KeyService) -> None:
         key, rec = svc.create(tenant=args.tenant, user=args.user, role=args.role, scopes=_split(args.scopes),
                               models=_split(args.models), clearance=args.clearance, tags=tags, name=args.name,
-                              expires_in=args.expires_in)
+                              expires_in=args.expires_in, budget=_budget(args.budget), limits=_limits(args.limits))
         _show_new(args, key, rec.public())
 
     return _run(args, act)
+
+
+def _budget(value: str | None) -> BudgetRule | None:
+    if value is None:
+        return None
+    amount, sep, period = value.partition("/")
+    try:
+        return BudgetRule(amount_usd=float(amount), period=period if sep else "month")
+    except ValueError as e:
+        raise KeyAdminError(f"--budget {value!r}: {e} (e.g. 50/month)") from None
+
+
+def _limits(value: str | None) -> LimitRule | None:
+    if value is None:
+        return None
+    fields: dict[str, int] = {}
+    for item in _split(value) or []:
+        name, sep, n = item.partition("=")
+        if not sep or not n.strip().isdigit():
+            raise KeyAdminError(f"--limits {item!r} must be NAME=N, e.g. rpm=600")
+        fields[name.strip()] = int(n)
+    try:
+        return LimitRule(**fields)
+    except TypeError:
+        raise KeyAdminError(f"--limits knows rpm, tpm, input_tpm, output_tpm, concurrent; not {value!r}") from None
 
 
 def _show_new(args: argparse.Namespace, key: str, record: dict) -> None:  # type: ignore[type-arg]
