@@ -96,3 +96,19 @@ def test_keys_cli_errors_are_clear(secured: tuple[str, Path, dict]) -> None:
     r = subprocess.run([sys.executable, "-m", "ostiary", "keys", "create", "--tenant", "t", "--role", "god",
                         "--config", str(cfg)], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 1 and "role must be one of" in r.stderr
+
+
+def test_a_key_with_its_own_limits_and_budget_is_held_to_them(tmp_path: Path) -> None:
+    cfg = tmp_path / "ostiary.yaml"
+    cfg.write_text(f"server: {{data_dir: {tmp_path / 'data'}}}\npricing: {{mock-1: {{input: 1000, output: 1000}}}}\n"
+                   "routes:\n  - name: mock-1\n    deployments: [{provider: mock, model: mock-1}]\n")
+    tight = keys(cfg, "create", "--tenant", "acme", "--limits", "rpm=2")
+    broke = keys(cfg, "create", "--tenant", "acme", "--budget", "0.00001/day")
+    bad = subprocess.run([sys.executable, "-m", "ostiary", "keys", "create", "--tenant", "acme", "--budget", "5/week",
+                          "--config", str(cfg)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "period must be one of" in bad.stderr and "Traceback" not in bad.stderr
+    with gateway(cfg) as (url, _):
+        assert [chat_status(url, tight["key"]) for _ in range(3)] == [200, 200, 429]
+        r = httpx.post(f"{url}/v1/chat/completions", headers={"authorization": f"Bearer {broke['key']}"},
+                       json={"model": "mock-1", "messages": HELLO, "max_tokens": 5})
+        assert r.status_code == 429 and r.json()["error"]["code"] == "budget_exceeded", r.text
