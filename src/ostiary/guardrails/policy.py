@@ -54,6 +54,11 @@ class Rule:
     scanner: Scanner
     entities: frozenset[str] | None
 
+    def scan(self, text: str, segment: str) -> list[Finding]:
+        # Segment-aware scanners (injection) judge retrieved and tool content by their own rules.
+        by_segment = getattr(self.scanner, "scan_segment", None)
+        return by_segment(text, segment) if by_segment is not None else self.scanner.scan(text)
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -102,7 +107,7 @@ class Policy:
         try:
             if len(text) > self.settings.max_chars:
                 raise ValueError(f"text of {len(text)} characters is above max_chars {self.settings.max_chars}")
-            found = rule.scanner.scan(text)
+            found = rule.scan(text, segment)
         except Exception as e:  # noqa: BLE001 - a broken scanner decides by fail_open, below
             found, error = [], f"{type(e).__name__}: {e}"[:200]
         ms = (time.perf_counter() - t0) * 1000

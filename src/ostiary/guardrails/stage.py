@@ -87,10 +87,12 @@ class GuardrailsStage:
         """Scan every text of the request; raises on a block, redacts in place; returns what a
         person must review (verdict, text, its record) before the request may go on."""
         held = []
-        for rule in policy.input:
-            segments = rule.check.segments
-            for where, segment, text, put in input_texts(call.body):
-                if segments is not None and segment not in segments:
+        for where, segment, text, put in list(input_texts(call.body)):
+            # Every rule sees the text as sent (a detector must not mistake placeholders for
+            # markup); the redactions of all rules are applied together afterwards.
+            redact = []
+            for rule in policy.input:
+                if rule.check.segments is not None and segment not in rule.check.segments:
                     continue
                 v = policy.run(rule, text, segment)
                 record = v.record()
@@ -98,9 +100,11 @@ class GuardrailsStage:
                 if v.action == "block":
                     raise GuardrailBlocked(v, where)
                 if v.action == "redact":
-                    put(vault.redact(text, v.findings))
+                    redact += v.findings
                 if v.action == "escalate":
                     held.append((v, text, record))
+            if redact:
+                put(vault.redact(text, redact))
         return held
 
     async def _review(self, call: Call, policy: Policy, v: Verdict, text: str, record: dict[str, Any]) -> None:
