@@ -179,3 +179,23 @@ async def test_a_long_stream_is_released_as_it_flows_not_at_the_end() -> None:
         if any(ch["delta"].get("content") for c in batch for ch in c["choices"]) and first_text_batch is None:
             first_text_batch = n
     assert first_text_batch is not None and first_text_batch < 50  # released while the stream still runs
+
+
+REAL = [  # (scanner, a sentence carrying one value, the value)
+    ("pii", "Card on file: 4111 1111 1111 1111, expiring soon.", "4111 1111 1111 1111"),
+    ("pii", "Wire it to IBAN FR14 2004 1010 0505 0001 3M02 606 today.", "FR14 2004 1010 0505 0001 3M02 606"),
+    ("pii", "Her mail is jeanne.dupont@exemple.fr if needed.", "jeanne.dupont@exemple.fr"),
+    ("secrets", "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE before running", "AKIAIOSFODNN7EXAMPLE"),
+]
+
+
+@pytest.mark.parametrize("scanner, text, value", REAL)
+async def test_real_scanners_never_release_a_value_split_anywhere(scanner: str, text: str, value: str) -> None:
+    from ostiary.guardrails.policy import build_scanner
+
+    real = build_scanner(Check(scanner=scanner))  # type: ignore[arg-type]
+    assert [text[f.start:f.end] for f in real.scan(text)] == [value]
+    for at in range(1, len(text)):
+        out = await _collect(GuardedStream(_chunks([text[:at], text[at:]]), policy(out=[(real, "redact")],
+                                                                                    restore=False), Vault(), []))
+        assert value not in out and out.count("<") == 1, (at, out)
