@@ -91,6 +91,9 @@ def main() -> int:
     ap.add_argument("--tokens", action="store_true",
                     help="with --limits: token limits (tpm) per key and tenant too, and with --auth a monthly budget "
                          "for the key's tenant (prompts counted offline, reserved and settled on every request)")
+    ap.add_argument("--guardrails", action="store_true",
+                    help="the default guardrail policy on every request: PII redacted, secrets and injection blocked "
+                         "on input, secrets blocked on output")
     args = ap.parse_args()
     concs = [int(c) for c in args.conc.split(",")]
     atexit.register(_cleanup)
@@ -111,6 +114,11 @@ def main() -> int:
                   "pricing: {bench-up: {input: 0.01, output: 0.01}}\n")
         if args.limits == "redis":
             limits += "redis_url: redis://127.0.0.1:6379/0\n"
+    if args.guardrails:
+        limits += ("guardrails:\n  default: standard\n  policies:\n    standard:\n      input:\n"
+                   "        - {scanner: pii, action: redact}\n        - {scanner: secrets, action: block}\n"
+                   "        - {scanner: injection, action: block}\n"
+                   "      output:\n        - {scanner: secrets, action: block}\n")
     cfg.write_text(f"server: {{data_dir: {tmp / 'data'}}}\n{limits}routes:\n  - name: bench\n    deployments:\n"
                    f"      - {{provider: openai, model: bench-up, api_base: 'http://127.0.0.1:{up_port}/v1'}}\n")
     gw_headers = {}
@@ -161,6 +169,7 @@ def main() -> int:
               f"| {g['p99']:.3f} | +{r['added_p50']:.3f} | {g['cpu']:.0f} | {g['errors']} |")
     print(f"\nidentity: {'an API key on every request' if args.auth else 'no keys (anonymous loopback, through the identity stage)'}; "
           f"rate limits: {args.limits}{' with token limits and a budget' if args.tokens else ''}; "
+          f"guardrails: {'pii, secrets, injection in; secrets out' if args.guardrails else 'off'}; "
           f"gateway peak RSS (VmHWM): {rss:.0f} MB; medians of {args.reps} x {args.duration}s runs; "
           f"gateway pinned to CPU {GATEWAY_CPU}, mock upstream and wrk to CPU {UPSTREAM_CPU}")
     out = Path(__file__).resolve().parent / "results"

@@ -199,3 +199,49 @@ async def test_real_scanners_never_release_a_value_split_anywhere(scanner: str, 
         out = await _collect(GuardedStream(_chunks([text[:at], text[at:]]), policy(out=[(real, "redact")],
                                                                                     restore=False), Vault(), []))
         assert value not in out and out.count("<") == 1, (at, out)
+
+
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+def _schema_call(stream: bool = False) -> Call:
+    c = chat("Where is the Louvre? Answer in JSON.", stream=stream)
+    c.body["response_format"] = {"type": "json_schema", "json_schema": {"name": "place", "schema": SCHEMA}}
+    return c
+
+
+def _schema_policy(retry: bool) -> Policy:
+    p = policy()
+    return Policy(p.name, p.version, p.settings, p.input, p.output, Check(scanner="json_schema", retry=retry))
+
+
+async def test_an_answer_off_schema_gets_one_corrective_retry_then_is_blocked() -> None:
+    answers = iter(['{"town": "Paris"}', '{"city": "Paris"}'])
+    sent: list[int] = []
+
+    async def upstream(call: Call) -> None:
+        sent.append(len(call.body["messages"]))
+        call.result = {"choices": [{"index": 0, "message": {"role": "assistant", "content": next(answers)}}]}
+        call.usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+
+    c = _schema_call()
+    await stage_with(_schema_policy(retry=True))(c, upstream)
+    assert c.result["choices"][0]["message"]["content"] == '{"city": "Paris"}'  # type: ignore[index]
+    assert sent == [2, 4]  # the retry carries the wrong answer and what was wrong with it
+    assert c.usage == {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
+    assert [d["action"] for d in c.decisions["guardrails"] if d["scanner"] == "json_schema"] == ["retry", "allow"]
+
+    with pytest.raises(GuardrailBlocked) as e:
+        await stage_with(_schema_policy(retry=False))(_schema_call(), _answer('{"town": "Paris"}'))
+    assert e.value.status == 422 and "'city' is a required property" in e.value.message
+
+
+async def test_a_streamed_answer_under_a_schema_is_held_whole_and_judged_at_its_end() -> None:
+    p = _schema_policy(retry=False)
+    good = await _collect(GuardedStream(_chunks(['{"ci', 'ty": "Pa', 'ris"}']), p, Vault(), [], SCHEMA))
+    assert good == '{"city": "Paris"}'
+    released = ""
+    with pytest.raises(GuardrailBlocked):
+        async for batch in GuardedStream(_chunks(['{"to', 'wn": "Paris"}']), p, Vault(), [], SCHEMA):
+            released += "".join(ch["delta"].get("content") or "" for c in batch for ch in c["choices"])
+    assert released == ""  # nothing of the wrong answer went out

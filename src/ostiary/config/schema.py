@@ -237,7 +237,7 @@ class Authorization(Strict):
         return self
 
 
-ScannerName = Literal["pii", "secrets", "injection", "toxicity", "topics", "canary", "exfiltration"]
+ScannerName = Literal["pii", "secrets", "injection", "toxicity", "topics", "canary", "exfiltration", "json_schema"]
 Action = Literal["allow", "redact", "block", "flag", "escalate"]
 Segment = Literal["system", "user", "assistant", "tool"]
 _SPAN_SCANNERS = ("pii", "secrets")
@@ -254,6 +254,7 @@ class Check(Strict):
     terms: list[str] = Field(default_factory=list, description="topics: words or phrases that are off limits")
     allow_hosts: list[str] = Field(default_factory=list, description="exfiltration: hosts links may point to")
     fail_open: bool = Field(False, description="let the request through when the scanner fails or is too slow")
+    retry: bool = Field(False, description="json_schema: one corrective retry before blocking (not on streams)")
 
     @model_validator(mode="after")
     def _fits(self) -> Check:
@@ -261,6 +262,8 @@ class Check(Strict):
             raise ValueError(f"redact needs a scanner that finds values (pii, secrets), not {self.scanner}")
         if self.scanner == "topics" and not self.terms:
             raise ValueError("topics needs terms")
+        if self.scanner == "json_schema" and self.action != "block":
+            raise ValueError("json_schema blocks an answer that does not match (set retry: true to ask once more)")
         return self
 
 
@@ -279,6 +282,13 @@ class GuardrailPolicy(Strict):
         if any(c.action == "escalate" for c in v):
             raise ValueError("escalate applies to input checks only (an answer cannot wait for a reviewer "
                              "while its stream is open); use block or redact on the output")
+        return v
+
+    @field_validator("input")
+    @classmethod
+    def _schema_is_output(cls, v: list[Check]) -> list[Check]:
+        if any(c.scanner in ("json_schema", "canary") for c in v):
+            raise ValueError("json_schema and canary check answers: put them under output")
         return v
 
 

@@ -79,6 +79,13 @@ class Verdict:
     def hit(self) -> bool:
         return bool(self.findings)
 
+    @classmethod
+    def of_schema(cls, policy: Policy, error: str | None, ms: float, retried: bool = False) -> Verdict:
+        action = "allow" if error is None else "block"
+        v = cls("json_schema", policy.name, policy.version, action, "assistant",
+                {} if error is None else {"SCHEMA_MISMATCH": 1}, 0.0 if error is None else 1.0, ms, [], error)
+        return v
+
     def record(self) -> dict[str, Any]:
         out: dict[str, Any] = {"scanner": self.scanner, "policy": self.policy, "version": self.version,
                                "action": self.action, "segment": self.segment, "entities": self.entities,
@@ -94,7 +101,8 @@ class Policy:
     version: str  # the config version the policy came with
     settings: GuardrailPolicy
     input: tuple[Rule, ...]
-    output: tuple[Rule, ...]
+    output: tuple[Rule, ...]  # scanners of the answer's text
+    schema: Check | None = None  # json_schema: the answer must match the schema its request asked for
 
     @property
     def plants_canary(self) -> bool:
@@ -134,5 +142,7 @@ def compile_policies(cfg: Guardrails, version: str) -> dict[str, Policy]:
             built[key] = build_scanner(check)
         return Rule(check, built[key], frozenset(check.entities) if check.entities else None)
 
-    return {name: Policy(name, version, p, tuple(rule(c) for c in p.input), tuple(rule(c) for c in p.output))
+    return {name: Policy(name, version, p, tuple(rule(c) for c in p.input),
+                         tuple(rule(c) for c in p.output if c.scanner != "json_schema"),
+                         next((c for c in p.output if c.scanner == "json_schema"), None))
             for name, p in cfg.policies.items()}

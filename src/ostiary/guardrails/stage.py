@@ -12,6 +12,7 @@ the request until a reviewer approves it (403 if denied or not reviewed in time)
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from ostiary.guardrails.leaks import new_canary, plant
 from ostiary.guardrails.policy import Policy, Verdict, compile_policies
 from ostiary.guardrails.redact import Vault
 from ostiary.guardrails.review import Reviews
+from ostiary.guardrails.schema import expected_schema, validate
 from ostiary.pipeline.call import Call
 from ostiary.pipeline.stage import Handler
 
@@ -31,9 +33,15 @@ _SEGMENT = {"system": "system", "developer": "system", "user": "user", "assistan
 class GuardrailBlocked(GatewayError):
     def __init__(self, v: Verdict, where: str, output: bool = False) -> None:
         found = ", ".join(sorted(v.entities)) or "a failure"
-        what = f"the {v.scanner} scanner found {found}" if v.error is None else f"the {v.scanner} scanner failed"
+        if v.scanner == "json_schema":
+            what = f"the answer does not match the requested JSON schema ({v.error})"
+        elif v.error is None:
+            what = f"the {v.scanner} scanner found {found}"
+        else:
+            what = f"the {v.scanner} scanner failed"
         text = "The answer was withheld" if output else "The request was blocked"
-        super().__init__(f"{text} by guardrail policy {v.policy!r}: {what} in {where}.",
+        place = "" if v.scanner == "json_schema" else f" in {where}"
+        super().__init__(f"{text} by guardrail policy {v.policy!r}: {what}{place}.",
                          status=422 if output else 400, code="guardrail_blocked_output" if output else "guardrail_blocked",
                          param=None if output else where)
 
@@ -73,11 +81,14 @@ class GuardrailsStage:
         if policy.plants_canary:
             plant(call.body, new_canary())
         await next(call)
+        schema = expected_schema(call.body) if policy.schema is not None else None
         if call.stream and call.result is not None and not isinstance(call.result, dict):
             from ostiary.guardrails.stream import GuardedStream
 
-            call.result = GuardedStream(call.result, policy, vault, verdicts)
+            call.result = GuardedStream(call.result, policy, vault, verdicts, schema)
         elif isinstance(call.result, dict):
+            if schema is not None:
+                await self._check_schema(call, policy, schema, next, verdicts)
             self.scan_answer(call.result, policy, vault, verdicts)
 
     # -- input ---------------------------------------------------------------------------------
@@ -122,6 +133,30 @@ class GuardrailsStage:
         if status != "approved":
             raise ReviewRefused(v, rid, status)
 
+    async def _check_schema(self, call: Call, policy: Policy, schema: dict[str, Any], next: Handler,
+                            verdicts: list[dict[str, Any]]) -> None:
+        """The answer must match the requested schema; one corrective retry if the policy allows it."""
+        assert policy.schema is not None
+        for attempt in range(2 if policy.schema.retry else 1):
+            t0 = time.perf_counter()
+            text = _content(call.result)
+            error = validate(text, schema) if text is not None else "the answer has no text content"
+            v = Verdict.of_schema(policy, error, (time.perf_counter() - t0) * 1000)
+            record = v.record()
+            verdicts.append(record)
+            if error is None:
+                return
+            if attempt == 0 and policy.schema.retry:
+                record["action"] = "retry"
+                first = call.usage
+                call.body["messages"] = [*call.body.get("messages", []), {"role": "assistant", "content": text or ""},
+                                         {"role": "user", "content": f"Your answer does not match the required JSON "
+                                          f"schema: {error}. Reply again with only the JSON, matching the schema."}]
+                call.result = None
+                await next(call)
+                call.usage = _add_usage(first, call.usage)  # both calls were paid for
+        raise GuardrailBlocked(v, "the answer (it does not match the requested JSON schema)", output=True)
+
     # -- output --------------------------------------------------------------------------------
 
     def scan_text(self, text: str, policy: Policy, vault: Vault, verdicts: list[dict[str, Any]], where: str) -> str:
@@ -151,6 +186,21 @@ class GuardrailsStage:
                 if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
                     args = self.scan_text(fn["arguments"], policy, vault, verdicts, f"choices[{i}].tool_calls")
                     fn["arguments"] = vault.restore(args) if restore else args
+
+
+def _content(result: Any) -> str | None:
+    try:
+        content = result["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return content if isinstance(content, str) else None
+
+
+def _add_usage(a: Any, b: Any) -> Any:
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return b if isinstance(b, dict) else a
+    return {**b, **{k: a.get(k, 0) + b.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+                    if isinstance(a.get(k, 0), int) and isinstance(b.get(k, 0), int)}}
 
 
 def input_texts(body: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:

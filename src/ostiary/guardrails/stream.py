@@ -12,6 +12,7 @@ split across chunks at any position; the tail is released at the end of the stre
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +29,11 @@ Batch = list[dict[str, Any]]
 
 class GuardedStream:
     def __init__(self, batches: AsyncIterator[Batch], policy: Policy, vault: Vault,
-                 verdicts: list[dict[str, Any]]) -> None:
+                 verdicts: list[dict[str, Any]], schema: dict[str, Any] | None = None) -> None:
         self.batches, self.policy, self.vault, self.verdicts = batches, policy, vault, verdicts
+        # An answer that must match a schema can only be judged whole: it is held to its end.
+        self.schema = schema
+        self._judged = False
         self._held: dict[int, str] = {}  # choice index -> text not yet released
         self._template: dict[int, dict[str, Any]] = {}  # choice index -> a chunk to dress released text in
 
@@ -38,7 +42,16 @@ class GuardedStream:
 
     async def __anext__(self) -> Batch:
         while True:
-            batch = await self.batches.__anext__()  # StopAsyncIteration ends us too
+            try:
+                batch = await self.batches.__anext__()
+            except StopAsyncIteration:
+                # Ended without a finish_reason chunk: what is still held goes out after a last scan.
+                out = [_dress(self._template[i], i, text) for i in sorted(self._held)
+                       if self._held[i] and (text := self._release(i, final=True))]
+                self._held.clear()
+                if out:
+                    return out
+                raise
             out = self._feed(batch)
             if out:
                 return out
@@ -85,7 +98,7 @@ class GuardedStream:
     def _release(self, i: int, final: bool) -> str:
         """Scan what is held for choice `i`; release the part that is safe to send."""
         text = self._held.get(i, "")
-        cut = len(text) if final else _safe_end(text)
+        cut = len(text) if final else 0 if self.schema is not None else _safe_end(text)
         verdicts = [self.policy.run(rule, text, "assistant") for rule in self.policy.output]
         if not final:
             # A value still arriving is neither acted on half-seen nor released in part.
@@ -107,7 +120,23 @@ class GuardedStream:
                 redact += acted
         head = self.vault.redact(text[:cut], redact, restorable=False) if redact else text[:cut]
         self._held[i] = text[cut:]
+        if final and self.schema is not None and i == 0 and not self._judged:
+            self._judged = True
+            self._check_schema(head)
         return self.vault.restore(head) if self.policy.settings.restore else head
+
+    def _check_schema(self, text: str) -> None:
+        from ostiary.guardrails.policy import Verdict
+        from ostiary.guardrails.schema import validate
+        from ostiary.guardrails.stage import GuardrailBlocked
+
+        assert self.schema is not None
+        t0 = time.perf_counter()
+        error = validate(text, self.schema)
+        v = Verdict.of_schema(self.policy, error, (time.perf_counter() - t0) * 1000)
+        self.verdicts.append(v.record())
+        if error is not None:
+            raise GuardrailBlocked(v, "the answer", output=True)
 
 
 def _safe_end(text: str) -> int:
