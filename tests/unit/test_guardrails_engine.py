@@ -245,3 +245,21 @@ async def test_a_streamed_answer_under_a_schema_is_held_whole_and_judged_at_its_
         async for batch in GuardedStream(_chunks(['{"to', 'wn": "Paris"}']), p, Vault(), [], SCHEMA):
             released += "".join(ch["delta"].get("content") or "" for c in batch for ch in c["choices"])
     assert released == ""  # nothing of the wrong answer went out
+
+
+async def test_input_findings_are_remembered_by_a_keyed_hash_not_by_the_text() -> None:
+    calls: list[str] = []
+
+    class Counting(Emails):
+        def scan(self, text: str) -> list[Finding]:
+            calls.append(text)
+            return super().scan(text)
+
+    p = policy(inp=[(Counting(), "redact")])
+    stage = stage_with(p)
+    for _ in range(3):  # a client resending the same conversation
+        c = chat("Write to alice@example.com please")
+        await stage(c, _answer("ok"))
+        assert c.body["messages"][1]["content"] == "Write to <EMAIL_1> please"  # redacted every time
+    assert len(calls) == 2  # the system prompt and the user message, each scanned once
+    assert all(isinstance(k[2], bytes) and b"alice" not in k[2] for k in p.memo)

@@ -8,6 +8,8 @@ types with counts, best score and time taken; never the values found.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,6 +17,9 @@ from typing import Any
 
 from ostiary.config.schema import Check, GuardrailPolicy, Guardrails
 from ostiary.guardrails.base import Finding, Scanner
+
+_MEMO_SIZE = 20_000
+_MEMO_KEY = os.urandom(16)  # a per-process key: the hashes cannot be matched against guessed texts
 
 
 def build_scanner(check: Check) -> Scanner:
@@ -103,19 +108,32 @@ class Policy:
     input: tuple[Rule, ...]
     output: tuple[Rule, ...]  # scanners of the answer's text
     schema: Check | None = None  # json_schema: the answer must match the schema its request asked for
+    # Scanners are pure, and clients resend the same system prompt and the whole conversation with
+    # every turn: findings are remembered per (rule, segment, keyed hash of the text). The key is a
+    # hash, so no prompt text outlives its request here; the findings hold only types and offsets.
+    memo: dict[tuple[int, str, bytes], list[Finding]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def plants_canary(self) -> bool:
         return any(r.check.scanner == "canary" for r in self.output)
 
-    def run(self, rule: Rule, text: str, segment: str) -> Verdict:
+    def run(self, rule: Rule, text: str, segment: str, remember: bool = False) -> Verdict:
+        """Scan `text` with `rule`; `remember`: look the findings up, and keep them (input texts)."""
         check, name = rule.check, rule.check.scanner
         t0 = time.perf_counter()
         error = None
+        key = (id(rule), segment, hashlib.blake2b(text.encode(), digest_size=16, key=_MEMO_KEY).digest()) \
+            if remember else None
         try:
             if len(text) > self.settings.max_chars:
                 raise ValueError(f"text of {len(text)} characters is above max_chars {self.settings.max_chars}")
-            found = rule.scan(text, segment)
+            found = self.memo.get(key) if key is not None else None
+            if found is None:
+                found = rule.scan(text, segment)
+                if key is not None:
+                    if len(self.memo) >= _MEMO_SIZE:
+                        self.memo.clear()
+                    self.memo[key] = found
         except Exception as e:  # noqa: BLE001 - a broken scanner decides by fail_open, below
             found, error = [], f"{type(e).__name__}: {e}"[:200]
         ms = (time.perf_counter() - t0) * 1000
@@ -128,8 +146,10 @@ class Policy:
             return Verdict(name, self.name, self.version, action, segment, {}, 0.0, ms, failure, error)
         hits = [f for f in found if f.score >= check.threshold
                 and (rule.entities is None or f.entity in rule.entities)]
-        return Verdict(name, self.name, self.version, check.action if hits else "allow", segment,
-                       dict(Counter(f.entity for f in hits)), max((f.score for f in hits), default=0.0), ms, hits)
+        if not hits:  # the common case, kept cheap
+            return Verdict(name, self.name, self.version, "allow", segment, {}, 0.0, ms, hits)
+        return Verdict(name, self.name, self.version, check.action, segment, dict(Counter(f.entity for f in hits)),
+                       max(f.score for f in hits), ms, hits)
 
 
 def compile_policies(cfg: Guardrails, version: str) -> dict[str, Policy]:

@@ -105,7 +105,7 @@ class GuardrailsStage:
             for rule in policy.input:
                 if rule.check.segments is not None and segment not in rule.check.segments:
                     continue
-                v = policy.run(rule, text, segment)
+                v = policy.run(rule, text, segment, remember=True)
                 record = v.record()
                 verdicts.append(record)
                 if v.action == "block":
