@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -64,20 +64,22 @@ class Periods:
             p = self._cache[kind] = self._compute(kind)
         return p
 
-    def _compute(self, kind: str) -> Period:
+    def _compute(self, kind: str, today: date | None = None) -> Period:
         if kind == "total":
             return Period("total", None, float("inf"))
-        now = datetime.now(self.zone)
+        today = today or datetime.now(self.zone).date()
         if kind == "day":
-            start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-            end = (start + timedelta(days=1)).replace(hour=0)  # a zone's day is not always 24 h
-            label = start.strftime("%Y-%m-%d")
+            first, after = today, today + timedelta(days=1)
+            label = today.strftime("%Y-%m-%d")
         else:
-            start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-            end = (start + timedelta(days=32)).replace(day=1)
-            label = start.strftime("%Y-%m")
-        # Re-attach the zone after the arithmetic so a DST change in the period is accounted for.
-        end = end.replace(tzinfo=None).replace(tzinfo=self.zone)
+            first = today.replace(day=1)
+            after = (first + timedelta(days=32)).replace(day=1)
+            label = first.strftime("%Y-%m")
+        # Midnights built from the calendar date in the zone (fold 0: where midnight repeats at the
+        # end of summer time, the period starts at the first one), so DST changes inside a period
+        # make it 23 or 25 hours long rather than shifting it.
+        start = datetime(first.year, first.month, first.day, tzinfo=self.zone)
+        end = datetime(after.year, after.month, after.day, tzinfo=self.zone)
         return Period(label, start.astimezone(UTC), end.timestamp())
 
 
