@@ -263,3 +263,31 @@ async def test_input_findings_are_remembered_by_a_keyed_hash_not_by_the_text() -
         assert c.body["messages"][1]["content"] == "Write to <EMAIL_1> please"  # redacted every time
     assert len(calls) == 2  # the system prompt and the user message, each scanned once
     assert all(isinstance(k[2], bytes) and b"alice" not in k[2] for k in p.memo)
+
+
+def _tool_chunks(args: list[str]) -> Any:
+    async def gen() -> Any:
+        yield [{"id": "c", "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [
+            {"index": 0, "id": "call_1", "type": "function", "function": {"name": "send_mail", "arguments": ""}}]}}]}]
+        for a in args:
+            yield [{"id": "c", "choices": [{"index": 0, "delta": {"tool_calls": [
+                {"index": 0, "function": {"arguments": a}}]}}]}]
+        yield [{"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}]
+
+    return gen()
+
+
+async def test_streamed_tool_call_arguments_are_judged_whole() -> None:
+    args = '{"to": "bob@example.org", "body": "hi"}'
+    parts = [args[:9], args[9:20], args[20:]]
+    out: list[dict[str, Any]] = []
+    async for batch in GuardedStream(_tool_chunks(parts), policy(out=[(Emails(), "redact")], restore=False),
+                                     Vault(), []):
+        out += batch
+    calls = [tc for c in out for ch in c["choices"] for tc in (ch.get("delta") or {}).get("tool_calls") or ()]
+    assert calls == [{"index": 0, "id": "call_1", "type": "function",
+                      "function": {"arguments": '{"to": "<EMAIL_1>", "body": "hi"}', "name": "send_mail"}}]
+    assert out[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    with pytest.raises(GuardrailBlocked):
+        async for _ in GuardedStream(_tool_chunks(parts), policy(out=[(Emails(), "block")]), Vault(), []):
+            pass

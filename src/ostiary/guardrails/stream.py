@@ -36,6 +36,7 @@ class GuardedStream:
         self._judged = False
         self._held: dict[int, str] = {}  # choice index -> text not yet released
         self._template: dict[int, dict[str, Any]] = {}  # choice index -> a chunk to dress released text in
+        self._tools: dict[int, dict[int, dict[str, Any]]] = {}  # choice -> tool call index -> what arrived
 
     def __aiter__(self) -> GuardedStream:
         return self
@@ -48,6 +49,7 @@ class GuardedStream:
                 # Ended without a finish_reason chunk: what is still held goes out after a last scan.
                 out = [_dress(self._template[i], i, text) for i in sorted(self._held)
                        if self._held[i] and (text := self._release(i, final=True))]
+                out += self._release_tools()
                 self._held.clear()
                 if out:
                     return out
@@ -71,6 +73,13 @@ class GuardedStream:
                 delta = choice.get("delta") or {}
                 i = choice.get("index", 0)
                 text = delta.get("content")
+                if delta.get("tool_calls"):
+                    # Tool calls are held whole and judged complete, at the end of the choice.
+                    self._hold_tools(i, delta["tool_calls"], chunk)
+                    delta = {k: v for k, v in delta.items() if k != "tool_calls"}
+                    choice = {**choice, "delta": delta}
+                    if not (delta or choice.get("finish_reason")):
+                        continue
                 if isinstance(text, str) and text:
                     self._held[i] = self._held.get(i, "") + text
                     self._template[i] = chunk
@@ -87,6 +96,8 @@ class GuardedStream:
                 released = self._release(i, final=ending)
                 if released:
                     out.append(_dress(self._template[i], i, released))
+            if ending:
+                out += self._release_tools()
             touched = set()
             out.append({**chunk, "choices": rest} if choices else chunk)
         for i in sorted(touched):
@@ -94,6 +105,53 @@ class GuardedStream:
             if released:
                 out.append(_dress(self._template[i], i, released))
         return out
+
+    def _hold_tools(self, i: int, deltas: list[Any], chunk: dict[str, Any]) -> None:
+        calls = self._tools.setdefault(i, {})
+        for d in deltas:
+            if not isinstance(d, dict):
+                continue
+            call = calls.setdefault(d.get("index", 0), {"index": d.get("index", 0), "arguments": ""})
+            for k in ("id", "type"):
+                if d.get(k):
+                    call[k] = d[k]
+            fn = d.get("function") or {}
+            if fn.get("name"):
+                call["name"] = fn["name"]
+            call["arguments"] += fn.get("arguments") or ""
+        self._template.setdefault(i, chunk)
+
+    def _release_tools(self) -> Batch:
+        """The held tool calls, each with its complete arguments scanned, in one chunk per choice."""
+        out: Batch = []
+        for i, calls in sorted(self._tools.items()):
+            deltas = []
+            for call in (calls[k] for k in sorted(calls)):
+                args = self._scan_whole(call["arguments"], i)
+                fn: dict[str, Any] = {"arguments": args}
+                if "name" in call:
+                    fn["name"] = call["name"]
+                deltas.append({k: v for k, v in (("index", call["index"]), ("id", call.get("id")),
+                                                 ("type", call.get("type")), ("function", fn)) if v is not None})
+            chunk = _dress(self._template[i], i, "")
+            chunk["choices"][0]["delta"] = {"tool_calls": deltas}
+            out.append(chunk)
+        self._tools.clear()
+        return out
+
+    def _scan_whole(self, text: str, i: int) -> str:
+        redact = []
+        for v in (self.policy.run(rule, text, "assistant") for rule in self.policy.output):
+            if v.hit or v.error:
+                self.verdicts.append(v.record())
+            if v.action == "block":
+                from ostiary.guardrails.stage import GuardrailBlocked
+
+                raise GuardrailBlocked(v, f"choices[{i}].tool_calls of the stream", output=True)
+            if v.action == "redact":
+                redact += v.findings
+        text = self.vault.redact(text, redact, restorable=False) if redact else text
+        return self.vault.restore(text) if self.policy.settings.restore else text
 
     def _release(self, i: int, final: bool) -> str:
         """Scan what is held for choice `i`; release the part that is safe to send."""
