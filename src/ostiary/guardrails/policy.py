@@ -130,7 +130,9 @@ class Policy:
             found = self.memo.get(key) if key is not None else None
             if found is None:
                 found = rule.scan(text, segment)
-                if key is not None:
+                # A scan over its time budget blocks (below) and is not remembered: a retry of the
+                # same text must not be let through by a fast memo hit.
+                if key is not None and (time.perf_counter() - t0) * 1000 <= self.settings.timeout_ms:
                     if len(self.memo) >= _MEMO_SIZE:
                         self.memo.clear()
                     self.memo[key] = found

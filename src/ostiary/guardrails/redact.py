@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from ostiary.guardrails.base import Finding
 
@@ -42,16 +43,25 @@ class Vault:
         return found
 
     def redact(self, text: str, findings: Iterable[Finding], restorable: bool = True) -> str:
-        """`text` with each finding's span replaced by its placeholder (overlaps: the first wins).
+        """`text` with each finding's span replaced by its placeholder.
         Values found in the answer (`restorable=False`) stay redacted: only what the caller sent
         comes back."""
-        out, at = [], 0
+        # Overlapping spans (of different rules) become their union, named after the longest, so
+        # no part of either value stays in clear.
+        merged: list[list[Any]] = []  # [start, end, entity, length of the naming span]
         for f in sorted(findings, key=lambda f: (f.start, -f.end)):
-            if f.start < at:
-                continue
-            out.append(text[at:f.start])
-            out.append(self.placeholder(f.entity, text[f.start:f.end], restorable))
-            at = f.end
+            if merged and f.start < merged[-1][1]:
+                last = merged[-1]
+                if f.end - f.start > last[3]:
+                    last[2], last[3] = f.entity, f.end - f.start
+                last[1] = max(last[1], f.end)
+            else:
+                merged.append([f.start, f.end, f.entity, f.end - f.start])
+        out, at = [], 0
+        for start, end, entity, _ in merged:
+            out.append(text[at:start])
+            out.append(self.placeholder(entity, text[start:end], restorable))
+            at = end
         out.append(text[at:])
         return "".join(out)
 

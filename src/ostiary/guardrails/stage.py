@@ -218,7 +218,8 @@ def input_texts(body: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
                 for j, part in enumerate(content):
                     if isinstance(part, dict) and isinstance(part.get("text"), str):
                         yield f"messages[{i}].content[{j}].text", segment, part["text"], _setter(part, "text")
-            for k, tc in enumerate(m.get("tool_calls") or ()):
+            calls = m.get("tool_calls")
+            for k, tc in enumerate(calls if isinstance(calls, list) else ()):
                 fn = tc.get("function") if isinstance(tc, dict) else None
                 if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
                     yield f"messages[{i}].tool_calls[{k}].function.arguments", segment, fn["arguments"], \

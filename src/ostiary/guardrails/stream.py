@@ -21,8 +21,14 @@ from ostiary.guardrails.redact import PARTIAL_PLACEHOLDER, Vault
 if TYPE_CHECKING:
     from ostiary.guardrails.policy import Policy
 
-HOLD = 128  # longer than any value the span scanners look for, except key blocks (below)
+HOLD = 128  # the tail always held: room for a value split at the end of a batch
 _OPEN_BLOCK = re.compile(r"-----BEGIN[^\n]{0,60}(?![\s\S]*-----END)")
+# Values of any length match only once complete: a markdown link or image not closed yet, or a run
+# of token characters (JWT, key, URL, connection string) touching the end. Held from their start,
+# up to LONGEST characters (no credential is longer).
+_OPEN_LINK = re.compile(r"!?\[[^\]\n]{0,500}\]\([^)\n]*$|<img\b[^>]*$", re.IGNORECASE)
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~+/=:@%?&#;!$*,[]()'-")
+LONGEST = 16_384
 
 Batch = list[dict[str, Any]]
 
@@ -49,7 +55,8 @@ class GuardedStream:
                 # Ended without a finish_reason chunk: what is still held goes out after a last scan.
                 out = [_dress(self._template[i], i, text) for i in sorted(self._held)
                        if self._held[i] and (text := self._release(i, final=True))]
-                out += self._release_tools()
+                for i in sorted(self._tools):
+                    out += self._release_tools(i)
                 self._held.clear()
                 if out:
                     return out
@@ -91,13 +98,14 @@ class GuardedStream:
                     rest.append(choice)
             if choices and not rest:
                 continue  # all its text is held
-            ending = any(c.get("finish_reason") for c in rest)
-            for i in sorted(touched if not ending else set(self._held)):
-                released = self._release(i, final=ending)
+            # Only the choices that finish here are final; the others may still be mid-value.
+            ending = {c.get("index", 0) for c in rest if c.get("finish_reason")}
+            for i in sorted(touched | ending):
+                released = self._release(i, final=i in ending)
                 if released:
                     out.append(_dress(self._template[i], i, released))
-            if ending:
-                out += self._release_tools()
+            for i in sorted(ending):
+                out += self._release_tools(i)
             touched = set()
             out.append({**chunk, "choices": rest} if choices else chunk)
         for i in sorted(touched):
@@ -115,29 +123,30 @@ class GuardedStream:
             for k in ("id", "type"):
                 if d.get(k):
                     call[k] = d[k]
-            fn = d.get("function") or {}
-            if fn.get("name"):
+            fn = d.get("function")
+            fn = fn if isinstance(fn, dict) else {}
+            if isinstance(fn.get("name"), str):
                 call["name"] = fn["name"]
-            call["arguments"] += fn.get("arguments") or ""
+            if isinstance(fn.get("arguments"), str):
+                call["arguments"] += fn["arguments"]
         self._template.setdefault(i, chunk)
 
-    def _release_tools(self) -> Batch:
-        """The held tool calls, each with its complete arguments scanned, in one chunk per choice."""
-        out: Batch = []
-        for i, calls in sorted(self._tools.items()):
-            deltas = []
-            for call in (calls[k] for k in sorted(calls)):
-                args = self._scan_whole(call["arguments"], i)
-                fn: dict[str, Any] = {"arguments": args}
-                if "name" in call:
-                    fn["name"] = call["name"]
-                deltas.append({k: v for k, v in (("index", call["index"]), ("id", call.get("id")),
-                                                 ("type", call.get("type")), ("function", fn)) if v is not None})
-            chunk = _dress(self._template[i], i, "")
-            chunk["choices"][0]["delta"] = {"tool_calls": deltas}
-            out.append(chunk)
-        self._tools.clear()
-        return out
+    def _release_tools(self, i: int) -> Batch:
+        """Choice `i`'s held tool calls, each with its complete arguments scanned, in one chunk."""
+        calls = self._tools.pop(i, None)
+        if not calls:
+            return []
+        deltas = []
+        for call in (calls[k] for k in sorted(calls)):
+            args = self._scan_whole(call["arguments"], i)
+            fn: dict[str, Any] = {"arguments": args}
+            if "name" in call:
+                fn["name"] = call["name"]
+            deltas.append({k: v for k, v in (("index", call["index"]), ("id", call.get("id")),
+                                             ("type", call.get("type")), ("function", fn)) if v is not None})
+        chunk = _dress(self._template[i], i, "")
+        chunk["choices"][0]["delta"] = {"tool_calls": deltas}
+        return [chunk]
 
     def _scan_whole(self, text: str, i: int) -> str:
         redact = []
@@ -160,11 +169,8 @@ class GuardedStream:
         verdicts = [self.policy.run(rule, text, "assistant") for rule in self.policy.output]
         if not final:
             # A value still arriving is neither acted on half-seen nor released in part.
-            for _ in range(3):
-                inside = [f.start for v in verdicts for f in v.findings if f.start < cut < f.end]
-                if not inside:
-                    break
-                cut = min(inside)
+            while inside := [f.start for v in verdicts for f in v.findings if f.start < cut < f.end]:
+                cut = min(inside)  # only ever decreases: the loop ends
         redact = []
         for v in verdicts:
             acted = [f for f in v.findings if f.end <= cut]
@@ -199,9 +205,16 @@ class GuardedStream:
 
 def _safe_end(text: str) -> int:
     cut = max(0, len(text) - HOLD)
-    block = _OPEN_BLOCK.search(text)
-    if block is not None:
-        cut = min(cut, block.start())
+    floor = max(0, len(text) - LONGEST)
+    for pattern in (_OPEN_BLOCK, _OPEN_LINK):
+        m = pattern.search(text, floor)
+        if m is not None:
+            cut = min(cut, m.start())
+    run = len(text)  # a run of token characters reaching the end (walked back, not searched: linear)
+    while run > floor and text[run - 1] in _TOKEN_CHARS:
+        run -= 1
+    if len(text) - run >= 16:
+        cut = min(cut, run)
     # Never split a placeholder: one opened before the cut and not closed before it waits whole.
     opened = text.rfind("<", max(0, cut - 48), cut)
     if opened != -1 and ">" not in text[opened:cut]:
