@@ -9,6 +9,7 @@ audit trail by accident.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,3 +29,13 @@ class Scanner(Protocol):
         """Findings in `text`, sorted by start offset; overlapping spans of one scanner are merged
         to the most specific, highest-scoring one."""
         ...
+
+
+def choose_entities(known: Iterable[str], asked: Iterable[str] | None, what: str) -> frozenset[str]:
+    """The entity types a scanner should report: all it knows, or those asked for (checked)."""
+    known = frozenset(known)
+    chosen = known if asked is None else frozenset(e.upper() for e in asked)
+    unknown = chosen - known
+    if unknown:
+        raise ValueError(f"unknown {what} entities: {', '.join(sorted(unknown))}")
+    return chosen

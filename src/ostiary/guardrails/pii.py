@@ -50,7 +50,7 @@ from stdnum.it import codicefiscale as _it_cf
 from stdnum.nl import bsn as _nl_bsn
 from stdnum.us import ssn as _us_ssn
 
-from ostiary.guardrails.base import Finding
+from ostiary.guardrails.base import Finding, choose_entities
 
 __all__ = ["DEFAULT_REGIONS", "PII_ENTITIES", "PiiScanner"]
 
@@ -372,10 +372,7 @@ class PiiScanner:
         regions: Sequence[str] = DEFAULT_REGIONS,
         min_score: float = 0.5,
     ) -> None:
-        chosen = frozenset(PII_ENTITIES if entities is None else (e.upper() for e in entities))
-        unknown = chosen - set(PII_ENTITIES)
-        if unknown:
-            raise ValueError(f"unknown PII entities: {', '.join(sorted(unknown))}")
+        chosen = choose_entities(PII_ENTITIES, entities, "PII")
         self.entities = chosen
         self.min_score = min_score
         self._regions = tuple(_Region(r.upper()) for r in regions)

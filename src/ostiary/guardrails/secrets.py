@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Final
 
-from ostiary.guardrails.base import Finding
+from ostiary.guardrails.base import Finding, choose_entities
 
 __all__ = ["SECRET_ENTITIES", "SecretsScanner", "shannon_entropy"]
 
@@ -168,10 +168,7 @@ class SecretsScanner:
         hex_allowance: float = 0.5,
         min_score: float = 0.5,
     ) -> None:
-        chosen = frozenset(SECRET_ENTITIES if entities is None else (e.upper() for e in entities))
-        unknown = chosen - set(SECRET_ENTITIES)
-        if unknown:
-            raise ValueError(f"unknown secret entities: {', '.join(sorted(unknown))}")
+        chosen = choose_entities(SECRET_ENTITIES, entities, "secret")
         self.entities = chosen
         self.entropy_threshold = entropy_threshold
         self.hex_allowance = hex_allowance
