@@ -321,3 +321,13 @@ def test_overlapping_findings_of_two_rules_are_redacted_as_one() -> None:
     text = "token ABCDEFGHIJ0123456789 end"
     out = Vault().redact(text, [Finding("X", 6, 16, 1.0), Finding("SECRET", 10, 26, 1.0)])
     assert out == "token <SECRET_1> end"
+
+
+async def test_a_turn_that_calls_tools_is_not_held_to_the_answer_schema() -> None:
+    async def tool_turn(call: Call) -> None:
+        call.result = {"choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]}}]}
+
+    c = _schema_call()
+    await stage_with(_schema_policy(retry=False))(c, tool_turn)
+    assert c.result["choices"][0]["message"]["tool_calls"]  # type: ignore[index]

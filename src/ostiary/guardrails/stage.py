@@ -87,7 +87,8 @@ class GuardrailsStage:
 
             call.result = GuardedStream(call.result, policy, vault, verdicts, schema)
         elif isinstance(call.result, dict):
-            if schema is not None:
+            # A turn that calls tools is not the final answer the schema describes.
+            if schema is not None and not _calls_tools(call.result):
                 await self._check_schema(call, policy, schema, next, verdicts)
             self.scan_answer(call.result, policy, vault, verdicts)
 
@@ -194,6 +195,13 @@ def _content(result: Any) -> str | None:
     except (KeyError, IndexError, TypeError):
         return None
     return content if isinstance(content, str) else None
+
+
+def _calls_tools(result: Any) -> bool:
+    try:
+        return bool(result["choices"][0]["message"].get("tool_calls"))
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return False
 
 
 def _add_usage(a: Any, b: Any) -> Any:
