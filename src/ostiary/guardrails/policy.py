@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ostiary.config.schema import Check, GuardrailPolicy, Guardrails
+from ostiary.errors import GatewayError
 from ostiary.guardrails.base import Finding, Scanner
+from ostiary.guardrails.redact import Vault
 
 _MEMO_SIZE = 20_000
 _MEMO_KEY = os.urandom(16)  # a per-process key: the hashes cannot be matched against guessed texts
@@ -100,6 +102,22 @@ class Verdict:
         return out
 
 
+class GuardrailBlocked(GatewayError):
+    def __init__(self, v: Verdict, where: str, output: bool = False) -> None:
+        found = ", ".join(sorted(v.entities)) or "a failure"
+        if v.scanner == "json_schema":
+            what = f"the answer does not match the requested JSON schema ({v.error})"
+        elif v.error is None:
+            what = f"the {v.scanner} scanner found {found}"
+        else:
+            what = f"the {v.scanner} scanner failed"
+        text = "The answer was withheld" if output else "The request was blocked"
+        place = "" if v.scanner == "json_schema" else f" in {where}"
+        super().__init__(f"{text} by guardrail policy {v.policy!r}: {what}{place}.",
+                         status=422 if output else 400, code="guardrail_blocked_output" if output else "guardrail_blocked",
+                         param=None if output else where)
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     name: str
@@ -152,6 +170,28 @@ class Policy:
             return Verdict(name, self.name, self.version, "allow", segment, {}, 0.0, ms, hits)
         return Verdict(name, self.name, self.version, check.action, segment, dict(Counter(f.entity for f in hits)),
                        max(f.score for f in hits), ms, hits)
+
+
+    def judge_answer(self, text: str, vault: Vault, verdicts: list[dict[str, Any]], where: str,
+                     found: list[Verdict] | None = None, upto: int | None = None) -> str:
+        """Carry out the output rules on `text[:upto]` (all of it by default), with their verdicts
+        `found` on the whole text if already known: record what was found there (and any failure),
+        raise on a block, redact (values found in the answer stay redacted) and put the prompt's
+        values back when the policy says so. Answers, streamed text and streamed tool calls alike."""
+        if found is None:
+            found = [self.run(rule, text, "assistant") for rule in self.output]
+        upto = len(text) if upto is None else upto
+        redact: list[Finding] = []
+        for v in found:
+            acted = [f for f in v.findings if f.end <= upto]
+            if acted or v.error:
+                verdicts.append(v.record())
+            if acted and v.action == "block":
+                raise GuardrailBlocked(v, where, output=True)
+            if v.action == "redact":
+                redact += acted
+        head = vault.redact(text[:upto], redact, restorable=False) if redact else text[:upto]
+        return vault.restore(head) if self.settings.restore else head
 
 
 def compile_policies(cfg: Guardrails, version: str) -> dict[str, Policy]:

@@ -19,31 +19,16 @@ from typing import Any
 from ostiary.config.schema import Guardrails
 from ostiary.errors import GatewayError
 from ostiary.guardrails.leaks import new_canary, plant
-from ostiary.guardrails.policy import Policy, Verdict, compile_policies
+from ostiary.guardrails.policy import GuardrailBlocked, Policy, Verdict, compile_policies
 from ostiary.guardrails.redact import Vault
 from ostiary.guardrails.review import Reviews
 from ostiary.guardrails.schema import expected_schema, validate
+from ostiary.guardrails.stream import GuardedStream
 from ostiary.pipeline.call import Call
 from ostiary.pipeline.stage import Handler
 
 _SEGMENT = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
             "tool": "tool", "function": "tool"}
-
-
-class GuardrailBlocked(GatewayError):
-    def __init__(self, v: Verdict, where: str, output: bool = False) -> None:
-        found = ", ".join(sorted(v.entities)) or "a failure"
-        if v.scanner == "json_schema":
-            what = f"the answer does not match the requested JSON schema ({v.error})"
-        elif v.error is None:
-            what = f"the {v.scanner} scanner found {found}"
-        else:
-            what = f"the {v.scanner} scanner failed"
-        text = "The answer was withheld" if output else "The request was blocked"
-        place = "" if v.scanner == "json_schema" else f" in {where}"
-        super().__init__(f"{text} by guardrail policy {v.policy!r}: {what}{place}.",
-                         status=422 if output else 400, code="guardrail_blocked_output" if output else "guardrail_blocked",
-                         param=None if output else where)
 
 
 class ReviewRefused(GatewayError):
@@ -83,8 +68,6 @@ class GuardrailsStage:
         await next(call)
         schema = expected_schema(call.body) if policy.schema is not None else None
         if call.stream and call.result is not None and not isinstance(call.result, dict):
-            from ostiary.guardrails.stream import GuardedStream
-
             call.result = GuardedStream(call.result, policy, vault, verdicts, schema)
         elif isinstance(call.result, dict):
             # A turn that calls tools is not the final answer the schema describes.
@@ -160,33 +143,18 @@ class GuardrailsStage:
 
     # -- output --------------------------------------------------------------------------------
 
-    def scan_text(self, text: str, policy: Policy, vault: Vault, verdicts: list[dict[str, Any]], where: str) -> str:
-        """Run the output scanners on one text of the answer: raises on a block, else the text with
-        new values redacted (placeholders of the prompt's values are left for `restore`)."""
-        for rule in policy.output:
-            v = policy.run(rule, text, "assistant")
-            if v.hit or v.error:
-                verdicts.append(v.record())
-            if v.action == "block":
-                raise GuardrailBlocked(v, where, output=True)
-            if v.action == "redact":
-                text = vault.redact(text, v.findings, restorable=False)
-        return text
-
     def scan_answer(self, result: dict[str, Any], policy: Policy, vault: Vault, verdicts: list[dict[str, Any]]) -> None:
-        restore = policy.settings.restore
         for i, choice in enumerate(result.get("choices") or ()):
             message = choice.get("message") if isinstance(choice, dict) else None
             if not isinstance(message, dict):
                 continue
             if isinstance(message.get("content"), str):
-                text = self.scan_text(message["content"], policy, vault, verdicts, f"choices[{i}].message.content")
-                message["content"] = vault.restore(text) if restore else text
+                message["content"] = policy.judge_answer(message["content"], vault, verdicts,
+                                                         f"choices[{i}].message.content")
             for tc in message.get("tool_calls") or ():
                 fn = tc.get("function") if isinstance(tc, dict) else None
                 if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                    args = self.scan_text(fn["arguments"], policy, vault, verdicts, f"choices[{i}].tool_calls")
-                    fn["arguments"] = vault.restore(args) if restore else args
+                    fn["arguments"] = policy.judge_answer(fn["arguments"], vault, verdicts, f"choices[{i}].tool_calls")
 
 
 def _content(result: Any) -> str | None:

@@ -1,12 +1,13 @@
 """Output guardrails on a stream: nothing that fails a check reaches the client.
 
 The answer's text is held in a buffer per choice. After each upstream batch the buffer is scanned
-with the policy's output scanners; a block ends the stream with an error event, a redaction replaces
-the values in the buffer. Then everything except a tail is released (placeholders of the prompt's
-values restored): the tail is what could still be the beginning of a match completed by the next
-chunk. It is `HOLD` characters, or more when the buffer holds an unfinished private-key block or the
-beginning of a placeholder. Scanning the held tail together with the new text is what catches a span
-split across chunks at any position; the tail is released at the end of the stream after a last scan.
+with the policy's output scanners, and everything except a tail is released through
+`Policy.judge_answer` (a block ends the stream with an error event; values are redacted, the
+prompt's values restored). The tail is what could still be the beginning of a match completed by
+the next chunk: `HOLD` characters, or more for an unfinished key block, link or run of token
+characters, or the beginning of a placeholder. Scanning the held tail together with the new text is
+what catches a span split across chunks at any position; it is released at the end of its choice
+after a last scan. Tool-call arguments are held whole and judged at the end of their choice.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ostiary.guardrails.policy import GuardrailBlocked, Policy, Verdict
 from ostiary.guardrails.redact import PARTIAL_PLACEHOLDER, Vault
-
-if TYPE_CHECKING:
-    from ostiary.guardrails.policy import Policy
+from ostiary.guardrails.schema import validate
 
 HOLD = 128  # the tail always held: room for a value split at the end of a batch
 _OPEN_BLOCK = re.compile(r"-----BEGIN[^\n]{0,60}(?![\s\S]*-----END)")
@@ -138,7 +138,8 @@ class GuardedStream:
             return []
         deltas = []
         for call in (calls[k] for k in sorted(calls)):
-            args = self._scan_whole(call["arguments"], i)
+            args = self.policy.judge_answer(call["arguments"], self.vault, self.verdicts,
+                                            f"choices[{i}].tool_calls of the stream")
             fn: dict[str, Any] = {"arguments": args}
             if "name" in call:
                 fn["name"] = call["name"]
@@ -148,52 +149,23 @@ class GuardedStream:
         chunk["choices"][0]["delta"] = {"tool_calls": deltas}
         return [chunk]
 
-    def _scan_whole(self, text: str, i: int) -> str:
-        redact = []
-        for v in (self.policy.run(rule, text, "assistant") for rule in self.policy.output):
-            if v.hit or v.error:
-                self.verdicts.append(v.record())
-            if v.action == "block":
-                from ostiary.guardrails.stage import GuardrailBlocked
-
-                raise GuardrailBlocked(v, f"choices[{i}].tool_calls of the stream", output=True)
-            if v.action == "redact":
-                redact += v.findings
-        text = self.vault.redact(text, redact, restorable=False) if redact else text
-        return self.vault.restore(text) if self.policy.settings.restore else text
-
     def _release(self, i: int, final: bool) -> str:
         """Scan what is held for choice `i`; release the part that is safe to send."""
         text = self._held.get(i, "")
         cut = len(text) if final else 0 if self.schema is not None else _safe_end(text)
-        verdicts = [self.policy.run(rule, text, "assistant") for rule in self.policy.output]
+        found = [self.policy.run(rule, text, "assistant") for rule in self.policy.output]
         if not final:
             # A value still arriving is neither acted on half-seen nor released in part.
-            while inside := [f.start for v in verdicts for f in v.findings if f.start < cut < f.end]:
+            while inside := [f.start for v in found for f in v.findings if f.start < cut < f.end]:
                 cut = min(inside)  # only ever decreases: the loop ends
-        redact = []
-        for v in verdicts:
-            acted = [f for f in v.findings if f.end <= cut]
-            if acted or v.error:
-                self.verdicts.append(v.record())
-            if acted and v.action == "block":
-                from ostiary.guardrails.stage import GuardrailBlocked
-
-                raise GuardrailBlocked(v, f"choices[{i}] of the stream", output=True)
-            if v.action == "redact":
-                redact += acted
-        head = self.vault.redact(text[:cut], redact, restorable=False) if redact else text[:cut]
+        head = self.policy.judge_answer(text, self.vault, self.verdicts, f"choices[{i}] of the stream", found, cut)
         self._held[i] = text[cut:]
         if final and self.schema is not None and i == 0 and not self._judged:
             self._judged = True
             self._check_schema(head)
-        return self.vault.restore(head) if self.policy.settings.restore else head
+        return head
 
     def _check_schema(self, text: str) -> None:
-        from ostiary.guardrails.policy import Verdict
-        from ostiary.guardrails.schema import validate
-        from ostiary.guardrails.stage import GuardrailBlocked
-
         assert self.schema is not None
         t0 = time.perf_counter()
         error = validate(text, self.schema)
