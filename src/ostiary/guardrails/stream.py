@@ -20,6 +20,7 @@ from typing import Any
 from ostiary.guardrails.policy import GuardrailBlocked, Policy, Verdict
 from ostiary.guardrails.redact import PARTIAL_PLACEHOLDER, Vault
 from ostiary.guardrails.schema import validate
+from ostiary.pipeline.call import close_stream
 
 HOLD = 128  # the tail always held: room for a value split at the end of a batch
 _OPEN_BLOCK = re.compile(r"-----BEGIN[^\n]{0,60}(?![\s\S]*-----END)")
@@ -66,9 +67,7 @@ class GuardedStream:
                 return out
 
     async def aclose(self) -> None:
-        close = getattr(self.batches, "aclose", None)
-        if close is not None:
-            await close()
+        await close_stream(self.batches)
 
     def _feed(self, batch: Batch) -> Batch:
         out: Batch = []

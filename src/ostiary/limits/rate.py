@@ -118,7 +118,21 @@ class RateLimiter(Protocol):
     async def aclose(self) -> None: ...
 
 
-class MemoryRateLimiter:
+class _Shortcuts:
+    """`take` and `acquire` in terms of `admit`, for both limiters."""
+
+    async def admit(self, buckets: list[Bucket], slots: list[Slot], holder: str, ttl_ms: int,
+                    caps: list[Cap] | None = None) -> Verdict:
+        raise NotImplementedError
+
+    async def take(self, buckets: list[Bucket]) -> Verdict:
+        return await self.admit(buckets, [], "", 0)
+
+    async def acquire(self, slots: list[Slot], holder: str, ttl_ms: int) -> Slot | None:
+        return (await self.admit([], slots, holder, ttl_ms)).full
+
+
+class MemoryRateLimiter(_Shortcuts):
     """One node: exact, no I/O. State: bucket key -> (level, last refill in ms); cap key -> spend."""
 
     SWEEP_EVERY = 10_000  # takes between two sweeps of refilled buckets (prompt-hash buckets come and go)
@@ -161,12 +175,6 @@ class MemoryRateLimiter:
         for s in slots:
             self._held[s.key] = self._held.get(s.key, 0) + 1
         return _admitted(buckets, [level - b.cost for b, level in zip(buckets, levels, strict=True)])
-
-    async def take(self, buckets: list[Bucket]) -> Verdict:
-        return await self.admit(buckets, [], "", 0)
-
-    async def acquire(self, slots: list[Slot], holder: str, ttl_ms: int) -> Slot | None:
-        return (await self.admit([], slots, holder, ttl_ms)).full
 
     def finish(self, slots: list[Slot], holder: str, buckets: list[tuple[Bucket, float]],
                caps: list[tuple[Cap, float]], then: Callable[[list[Settled]], None] | None = None,
@@ -371,7 +379,7 @@ return out
 """
 
 
-class RedisRateLimiter:
+class RedisRateLimiter(_Shortcuts):
     """Buckets, caps and slots in Redis. The calls of all requests that arrive in one event-loop turn
     go out in one pipeline (one round trip, one connection checkout); each script still runs
     atomically on its own, so batching changes the cost, not the counting."""
@@ -411,12 +419,6 @@ class RedisRateLimiter:
         if status == 0:
             return Verdict(False, int(a), buckets[int(tightest)], 0)
         return _admitted(buckets, [float(x) for x in levels])
-
-    async def take(self, buckets: list[Bucket]) -> Verdict:
-        return await self.admit(buckets, [], "", 0)
-
-    async def acquire(self, slots: list[Slot], holder: str, ttl_ms: int) -> Slot | None:
-        return (await self.admit([], slots, holder, ttl_ms)).full
 
     def finish(self, slots: list[Slot], holder: str, buckets: list[tuple[Bucket, float]],
                caps: list[tuple[Cap, float]], then: Callable[[list[Settled]], None] | None = None,

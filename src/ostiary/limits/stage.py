@@ -43,7 +43,7 @@ from ostiary.limits.tokens import (
     usage_tokens,
     warm,
 )
-from ostiary.pipeline.call import Call
+from ostiary.pipeline.call import Call, close_stream
 from ostiary.pipeline.stage import Handler
 
 log = logging.getLogger("ostiary.limits")
@@ -203,7 +203,7 @@ class LimitsStage:
             out_price = price.output / 1e6 if price else 0.0
             for scope, rule in t.budgets:
                 period = self.book.periods.current(rule.period)
-                caps.append(Cap(f"budget:{scope}:{period.id}", rule.amount_usd, est_cost,
+                caps.append(Cap(f"{_BUDGET}{scope}:{period.id}", rule.amount_usd, est_cost,
                                 rules.base(scope, period), period.ttl_ms, tuple(rule.thresholds)))
         holder = f"{call.id}:{os.urandom(6).hex()}"  # request ids come from clients: make it unique
         return Ticket(holder, list(t.slots), buckets, caps, est_in, est_out, out_price, t)
@@ -239,7 +239,7 @@ class LimitsStage:
             c = v.broke
             # The first refusal of a period is announced (budget.exhausted), once across replicas.
             self.limiter.finish([], t.holder, [], [(c, 0.0)], self._alert, refused=True)
-            scope, _, period = c.key.removeprefix("budget:").rpartition(":")
+            scope, period = _budget_of(c)
             raise BudgetExceeded(f"The budget of {c.limit:.2f} USD for {scope!r} ({period}) cannot cover this "
                                  f"request: {v.spent:.4f} USD is spent or reserved by requests in flight, and "
                                  f"this request may cost up to {c.cost:.4f} USD (lower max_tokens to need less).")
@@ -282,7 +282,7 @@ class LimitsStage:
             c = verdict.broke
             assert c is not None
             raise BudgetExceeded(f"The answer was cut off: the budget of {c.limit:.2f} USD for "
-                                 f"{c.key.removeprefix('budget:').rpartition(':')[0]!r} is spent.")
+                                 f"{_budget_of(c)[0]!r} is spent.")
         t.caps = [c.costing(c.cost + e.cost) for c, e in zip(t.caps, extra, strict=True)]
         t.output_est += need
 
@@ -331,7 +331,7 @@ class LimitsStage:
 
     def _alert(self, settled: list[Settled]) -> None:
         for s in settled:
-            scope, _, period = s.cap.key.removeprefix("budget:").rpartition(":")
+            scope, period = _budget_of(s.cap)
             for pct in s.crossed:
                 self.alerts.crossed(scope, period, pct, s.cap.limit, s.spent)
             if s.exhausted:
@@ -374,9 +374,7 @@ class Metered:
 
     async def aclose(self) -> None:
         try:
-            close = getattr(self.batches, "aclose", None)
-            if close is not None:
-                await close()
+            await close_stream(self.batches)
         finally:
             self._settle(failed=True)  # closed before its end: the answer did not complete
 
@@ -399,6 +397,15 @@ def _output_text(batch: list[dict[str, Any]]) -> str:
                 fn = tc.get("function") or {}
                 parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
     return "".join(parts)
+
+
+_BUDGET = "budget:"  # a cap's key: budget:<scope>:<period id>
+
+
+def _budget_of(cap: Cap) -> tuple[str, str]:
+    """(scope, period id) of a budget's cap."""
+    scope, _, period = cap.key.removeprefix(_BUDGET).rpartition(":")
+    return scope, period
 
 
 def _describe(b: Bucket) -> tuple[str, str]:

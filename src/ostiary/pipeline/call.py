@@ -54,3 +54,10 @@ class Call:
     @property
     def kind(self) -> Literal["chat", "embeddings"]:
         return "embeddings" if self.api == "openai.embeddings" else "chat"
+
+
+async def close_stream(batches: Any) -> None:
+    """Close a streamed result (stages wrap it; each wrapper closes what it wraps), if it can be."""
+    close = getattr(batches, "aclose", None)
+    if close is not None:
+        await close()

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ostiary.config.schema import Config, Deployment, Retry, Route
 from ostiary.errors import GatewayError, InvalidRequest, NotFound, RateLimited, UpstreamError
-from ostiary.pipeline.call import Attempt, Call
+from ostiary.pipeline.call import Attempt, Call, close_stream
 from ostiary.providers.base import Provider, Target, UpstreamFailure
 from ostiary.routing.health import HealthBook
 from ostiary.routing.strategies import STRATEGIES
@@ -224,12 +224,10 @@ class _Relayed:
 
 
 async def _aclose(it: AsyncIterator[Any]) -> None:
-    close = getattr(it, "aclose", None)
-    if close is not None:
-        try:
-            await close()
-        except Exception:  # closing a broken upstream stream must not mask the real outcome
-            log.debug("error while closing an upstream stream", exc_info=True)
+    try:
+        await close_stream(it)
+    except Exception:  # closing a broken upstream stream must not mask the real outcome
+        log.debug("error while closing an upstream stream", exc_info=True)
 
 
 def _final_error(call: Call, failures: list[UpstreamFailure], open_waits: list[float]) -> GatewayError:

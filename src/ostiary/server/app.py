@@ -18,7 +18,7 @@ import orjson
 from ostiary.errors import GatewayError, NotFound
 from ostiary.gateway import Gateway, Runtime, model_card
 from ostiary.guardrails.service import scan as scan_service
-from ostiary.pipeline.call import Api, Call
+from ostiary.pipeline.call import Api, Call, close_stream
 from ostiary.server.io import (
     ClientGone,
     Headers,
@@ -172,9 +172,7 @@ class App:
             await end_sse(send)
             return
         finally:
-            close = getattr(batches, "aclose", None)
-            if close is not None:
-                await close()
+            await close_stream(batches)
         if translator is not None:
             tail = b"".join(_sse_event(e, d) for e, d in translator.finish())
         else:
