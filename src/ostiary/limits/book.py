@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from ostiary.identity.principal import Principal
-from ostiary.limits.settings import BudgetRule, LimitRule, load_budgets, load_limits
+from ostiary.limits.settings import BudgetRule, LimitRule, load_budgets, load_limits, parse_scope
 from ostiary.store import Store
 from ostiary.store.schema import api_keys, usage
 
@@ -125,19 +125,19 @@ class Book:
 
 def spent_since(conn: sa.Connection, scope: str, since: datetime | None) -> float:
     """What the usage table says a scope spent since a time (all time if None)."""
-    kind, _, name = scope.partition(":")
+    parsed = parse_scope(scope)  # stored scopes were checked when they were set
     q = sa.select(sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0.0))
     cond: list[Any] = []
-    if kind == "key":
-        family = sa.select(api_keys.c.id).where(sa.or_(api_keys.c.lineage == name, api_keys.c.id == name))
+    if parsed.kind == "key":
+        family = sa.select(api_keys.c.id).where(sa.or_(api_keys.c.lineage == parsed.name,
+                                                       api_keys.c.id == parsed.name))
         cond.append(usage.c.key_id.in_(family))
     else:
-        tenant, _, who = name.partition("/")
-        cond.append(usage.c.tenant_id == tenant)
-        if kind == "user":
-            cond.append(usage.c.user_id == who)
-        elif kind == "team":
-            cond.append(usage.c.team == who)
+        cond.append(usage.c.tenant_id == parsed.tenant)
+        if parsed.kind == "user":
+            cond.append(usage.c.user_id == parsed.name)
+        elif parsed.kind == "team":
+            cond.append(usage.c.team == parsed.name)
     if since is not None:
         cond.append(usage.c.minute >= since)
     return float(conn.execute(q.where(*cond)).scalar_one())
