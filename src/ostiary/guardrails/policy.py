@@ -172,6 +172,15 @@ class Policy:
                        max(f.score for f in hits), ms, hits)
 
 
+    def check_input(self, text: str, segment: str, remember: bool = False) -> list[Verdict]:
+        """The verdicts of the input rules that scan this segment, each on the text as sent."""
+        return [self.run(rule, text, segment, remember) for rule in self.input
+                if rule.check.segments is None or segment in rule.check.segments]
+
+    def check_output(self, text: str, segment: str = "assistant") -> list[Verdict]:
+        """The verdicts of the output rules on a text of the answer."""
+        return [self.run(rule, text, segment) for rule in self.output]
+
     def judge_answer(self, text: str, vault: Vault, verdicts: list[dict[str, Any]], where: str,
                      found: list[Verdict] | None = None, upto: int | None = None) -> str:
         """Carry out the output rules on `text[:upto]` (all of it by default), with their verdicts
@@ -179,7 +188,7 @@ class Policy:
         raise on a block, redact (values found in the answer stay redacted) and put the prompt's
         values back when the policy says so. Answers, streamed text and streamed tool calls alike."""
         if found is None:
-            found = [self.run(rule, text, "assistant") for rule in self.output]
+            found = self.check_output(text)
         upto = len(text) if upto is None else upto
         redact: list[Finding] = []
         for v in found:

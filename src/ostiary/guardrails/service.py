@@ -53,14 +53,11 @@ def scan(stage: GuardrailsStage | None, raw: bytes, call: Call) -> dict[str, Any
 
 
 def _scan(policy: Policy, texts: list[tuple[str, str, str]], direction: str) -> dict[str, Any]:
-    rules = policy.output if direction == "output" else policy.input
     vault, verdicts, findings, redacted = Vault(), [], [], {}
     for where, segment, text in texts:
         spans = []
-        for rule in rules:
-            if direction == "input" and rule.check.segments is not None and segment not in rule.check.segments:
-                continue
-            v = policy.run(rule, text, segment)
+        found = policy.check_input(text, segment) if direction == "input" else policy.check_output(text, segment)
+        for v in found:
             verdicts.append({**v.record(), "where": where})
             findings += [{"scanner": v.scanner, "entity": f.entity, "start": f.start, "end": f.end,
                           "score": round(f.score, 4), "where": where} for f in v.findings

@@ -86,10 +86,7 @@ class GuardrailsStage:
             # Every rule sees the text as sent (a detector must not mistake placeholders for
             # markup); the redactions of all rules are applied together afterwards.
             redact = []
-            for rule in policy.input:
-                if rule.check.segments is not None and segment not in rule.check.segments:
-                    continue
-                v = policy.run(rule, text, segment, remember=True)
+            for v in policy.check_input(text, segment, remember=True):
                 record = v.record()
                 verdicts.append(record)
                 if v.action == "block":

@@ -152,7 +152,7 @@ class GuardedStream:
         """Scan what is held for choice `i`; release the part that is safe to send."""
         text = self._held.get(i, "")
         cut = len(text) if final else 0 if self.schema is not None else _safe_end(text)
-        found = [self.policy.run(rule, text, "assistant") for rule in self.policy.output]
+        found = self.policy.check_output(text)
         if not final:
             # A value still arriving is neither acted on half-seen nor released in part.
             while inside := [f.start for v in found for f in v.findings if f.start < cut < f.end]:
