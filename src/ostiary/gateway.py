@@ -48,6 +48,7 @@ class Runtime:
     handle: Handler
     version_header: bytes
     models_body: bytes
+    limits: LimitsStage
     guardrails: GuardrailsStage | None
 
     @property
@@ -77,7 +78,6 @@ class Gateway:
         # Budget periods follow the zone configured at start (like the stores, a change needs a restart).
         self.book = Book(self.store, cfg.budgets.timezone)
         self.keys.followers.append(self.book.load)
-        self.keys.followers.append(self._warm_tokenizers)
         self.keys.load()
         self.admin = AdminAPI(key_service)
         self.meter = UsageMeter(self.store)
@@ -87,6 +87,8 @@ class Gateway:
         self.limiter: RateLimiter = RedisRateLimiter(cfg.redis_url) if cfg.redis_url else MemoryRateLimiter()
         self._tasks: list[asyncio.Task[None]] = []
         self.runtime = self._build(loaded)
+        # Registered once a runtime exists: its limits stage warmed what the start needed itself.
+        self.keys.followers.append(self._warm_tokenizers)
         self.reloads = 0
 
     @classmethod
@@ -105,19 +107,18 @@ class Gateway:
         self.alerts.configure(cfg.budgets)
         limits = LimitsStage(cfg, router.chains, self.limiter, self.book, self.meter, self.alerts,
                              lease_seconds=router.longest() + 60)
-        self._limits = limits
         guardrails = GuardrailsStage(cfg.guardrails, loaded.version, self.reviews) if cfg.guardrails.policies else None
         stages: list[Stage] = [identify, *([authorize] if authorize else []), limits,
                                *([guardrails] if guardrails else [])]
         # the audit trail joins here
         models = {"object": "list", "data": [model_card(r.name) for r in cfg.routes]}
         return Runtime(loaded, router, identify, compose(stages, router), loaded.version.encode(),
-                       orjson.dumps(models), guardrails)
+                       orjson.dumps(models), limits, guardrails)
 
     def _warm_tokenizers(self) -> None:
         # A budget or token limit set through the admin API: load the tokenizers before it is used.
-        limits: LimitsStage | None = getattr(self, "_limits", None)  # None while starting
-        if limits is not None and limits.counts_tokens(self.runtime.config):
+        limits = self.runtime.limits
+        if limits.counts_tokens(self.runtime.config):
             limits.warm()
 
     def reload(self) -> bool:
