@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -130,3 +131,29 @@ def within_a_second(predicate: Callable[[], bool]) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def drive(urls: list[str], body: dict[str, Any], seconds: float, headers: dict[str, str] | None = None,
+           threads: int = 12) -> tuple[list[httpx.Response], float]:
+    """Send `body` from several threads, round robin over the replicas, for `seconds`; the answers
+    and how long after the start the last request was sent (until then, buckets refilled)."""
+    out: list[httpx.Response] = []
+    lock = threading.Lock()
+    t0 = time.monotonic()
+    last = [t0]
+
+    def run(n: int) -> None:
+        with httpx.Client(timeout=10, headers=headers) as c:
+            while (sent := time.monotonic()) - t0 < seconds:
+                last[0] = max(last[0], sent)
+                r = c.post(f"{urls[n % len(urls)]}/v1/chat/completions", json=body)
+                with lock:
+                    out.append(r)
+                n += 1
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return out, last[0] - t0

@@ -20,36 +20,10 @@ from ostiary.store import Store
 from ostiary.store.events import CLI
 from ostiary.store.schema import usage
 from tests.integration.conftest import pg_database
-from tests.support import gateway, keys
+from tests.support import drive, gateway, keys
 
 HELLO = [{"role": "user", "content": "Hello"}]
 PRICE = 1000.0  # USD per million tokens, in and out: a mock answer (8 tokens) costs 0.008 USD
-
-
-def _drive(urls: list[str], body: dict[str, Any], seconds: float, headers: dict[str, str] | None = None,
-           threads: int = 12) -> tuple[list[httpx.Response], float]:
-    """Send `body` from several threads, round robin over the replicas, for `seconds`; the answers
-    and how long after the start the last request was sent (until then, buckets refilled)."""
-    out: list[httpx.Response] = []
-    lock = threading.Lock()
-    t0 = time.monotonic()
-    last = [t0]
-
-    def run(n: int) -> None:
-        with httpx.Client(timeout=10, headers=headers) as c:
-            while (sent := time.monotonic()) - t0 < seconds:
-                last[0] = max(last[0], sent)
-                r = c.post(f"{urls[n % len(urls)]}/v1/chat/completions", json=body)
-                with lock:
-                    out.append(r)
-                n += 1
-
-    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return out, last[0] - t0
 
 
 def _tokens(r: httpx.Response) -> int:
@@ -68,7 +42,7 @@ def test_three_replicas_admit_the_token_limit_within_one_percent(tmp_path: Path)
                            f"limits: {{route: {{tpm: {tpm}}}}}\nroutes:\n"
                            f"  - name: {route}\n    deployments: [{{provider: mock, model: m}}]\n")
             urls.append(stack.enter_context(gateway(cfg))[0])
-        answers, elapsed = _drive(urls, {"model": route, "messages": HELLO, "max_tokens": 8}, 2.0)
+        answers, elapsed = drive(urls, {"model": route, "messages": HELLO, "max_tokens": 8}, 2.0)
 
     ok = [r for r in answers if r.status_code == 200]
     refused = [r for r in answers if r.status_code == 429]
@@ -126,7 +100,7 @@ def _budget_across_replicas(tmp_path: Path, db: str) -> None:
     body = {"model": "mock-1", "messages": HELLO, "max_tokens": 8}
     with ExitStack() as stack:
         urls = [stack.enter_context(gateway(cfg))[0] for _ in range(3)]
-        answers, _ = _drive(urls, body, 2.0, headers={"authorization": f"Bearer {key}"})
+        answers, _ = drive(urls, body, 2.0, headers={"authorization": f"Bearer {key}"})
         time.sleep(0.5)  # webhooks are sent off the request path
     ok = [r for r in answers if r.status_code == 200]
     refused = [r for r in answers if r.status_code == 429]
