@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
 from ostiary.admin.api import AdminAPI
+from ostiary.audit.event import describe
+from ostiary.audit.stage import AuditStage
+from ostiary.audit.trail import AuditTrail
 from ostiary.config.load import ConfigError, LoadedConfig, load_default, load_file
+from ostiary.errors import GatewayError
 from ostiary.guardrails.review import Reviews
 from ostiary.guardrails.stage import GuardrailsStage
 from ostiary.identity.authorize import Authorize
@@ -28,6 +33,7 @@ from ostiary.limits.book import Book
 from ostiary.limits.meter import UsageMeter
 from ostiary.limits.rate import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from ostiary.limits.stage import LimitsStage
+from ostiary.pipeline.call import Call
 from ostiary.pipeline.stage import Handler, Stage, compose
 from ostiary.providers.anthropic import AnthropicProvider
 from ostiary.providers.base import Provider
@@ -82,6 +88,8 @@ class Gateway:
         self.admin = AdminAPI(key_service)
         self.meter = UsageMeter(self.store)
         self.reviews = Reviews(self.store)
+        # The trail's files and keys are chosen at start (like the store): a change needs a restart.
+        self.audit = AuditTrail(cfg.audit, self.store, cfg.server.data_dir) if cfg.audit.enabled else None
         self.alerts = BudgetAlerts(cfg.budgets, self.pool)
         # The counter store is chosen at start; a changed redis_url takes effect on restart.
         self.limiter: RateLimiter = RedisRateLimiter(cfg.redis_url) if cfg.redis_url else MemoryRateLimiter()
@@ -108,9 +116,9 @@ class Gateway:
         limits = LimitsStage(cfg, router.chains, self.limiter, self.book, self.meter, self.alerts,
                              lease_seconds=router.longest() + 60)
         guardrails = GuardrailsStage(cfg.guardrails, loaded.version, self.reviews) if cfg.guardrails.policies else None
-        stages: list[Stage] = [identify, *([authorize] if authorize else []), limits,
-                               *([guardrails] if guardrails else [])]
-        # the audit trail joins here
+        # The audit stage comes first: a request refused by any later stage still leaves its event.
+        stages: list[Stage] = [*([AuditStage(self.audit)] if self.audit else []), identify,
+                               *([authorize] if authorize else []), limits, *([guardrails] if guardrails else [])]
         models = {"object": "list", "data": [model_card(r.name) for r in cfg.routes]}
         return Runtime(loaded, router, identify, compose(stages, router), loaded.version.encode(),
                        orjson.dumps(models), limits, guardrails)
@@ -120,6 +128,11 @@ class Gateway:
         limits = self.runtime.limits
         if limits.counts_tokens(self.runtime.config):
             limits.warm()
+
+    async def refused(self, call: Call, e: GatewayError) -> None:
+        """Record a request refused before the pipeline (malformed, too large, unknown endpoint)."""
+        if self.audit is not None:
+            await self.audit.record(describe(call, e.status, (e.code or e.type, e.message), None, time.perf_counter()))
 
     def reload(self) -> bool:
         """Load the config file again; on any error keep serving the current one. True if swapped."""
@@ -133,9 +146,9 @@ class Gateway:
         if loaded.version == self.runtime.version:
             return False
         old, new = self.runtime.config, loaded.config
-        if (new.server, new.database_url, new.redis_url, new.identity.key_secret, new.budgets.timezone) != (
-                old.server, old.database_url, old.redis_url, old.identity.key_secret, old.budgets.timezone):
-            log.warning("server settings, database_url, redis_url, identity.key_secret or budgets.timezone "
+        if (new.server, new.database_url, new.redis_url, new.identity.key_secret, new.budgets.timezone, new.audit) != (
+                old.server, old.database_url, old.redis_url, old.identity.key_secret, old.budgets.timezone, old.audit):
+            log.warning("server settings, database_url, redis_url, identity.key_secret, budgets.timezone or audit "
                         "changed: they take effect on restart")
         self.health.configure(loaded.config.breaker)
         self.runtime = self._build(loaded)
@@ -156,6 +169,8 @@ class Gateway:
         self._tasks.append(asyncio.ensure_future(self.keys.refresh_forever(every)))
         self._tasks.append(asyncio.ensure_future(self.meter.flush_forever()))
         self._tasks.append(asyncio.ensure_future(self.book.refresh_forever()))
+        if self.audit is not None:
+            self.audit.start()
 
     async def aclose(self) -> None:
         for task in self._tasks:
@@ -164,6 +179,8 @@ class Gateway:
         await self.alerts.aclose()  # webhooks on their way get a moment to arrive
         await self.pool.aclose()
         await self.limiter.aclose()
+        if self.audit is not None:
+            await asyncio.to_thread(self.audit.close)
         self.store.close()
 
 

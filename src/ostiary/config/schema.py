@@ -312,6 +312,34 @@ class Guardrails(Strict):
         return self
 
 
+class Retention(Strict):
+    content_days: int = Field(180, ge=1, description="days personal content (prompts, answers, user ids) is kept; "
+                              "shredded a month at a time, by deleting that month's data keys")
+
+
+class Audit(Strict):
+    """The tamper-evident audit trail (audit/)."""
+
+    enabled: bool = True
+    spool_dir: Path | None = Field(None, description="durable local spool; default: <server.data_dir>/audit")
+    fsync: bool = Field(True, description="fsync each batch before acknowledging (off: faster, may lose the "
+                        "last acknowledged requests on a power cut; never on a process crash)")
+    origin: str = Field("ostiary/audit", min_length=1, max_length=200, pattern=r"^[^\s+]+$",
+                        description="the log's name in its checkpoints")
+    checkpoint_every: int = Field(1000, ge=1, description="sign a checkpoint every N events ...")
+    checkpoint_seconds: float = Field(10.0, gt=0, description="... or every T seconds when the log grew")
+    signing_key_file: Path | None = Field(None, description="Ed25519 note signing key; default: "
+                                          "<data_dir>/audit/signing.key, created on first start")
+    verifier_keys: list[str] = Field(default_factory=list, description="earlier signers' verifier keys, "
+                                     "still trusted by `audit verify` after a key change")
+    master_key_file: Path | None = Field(None, description="32-byte key wrapping the per-subject data keys; "
+                                         "default: <data_dir>/audit/master.key, created on first start")
+    master_key_env: str | None = Field(None, description="environment variable holding the master key instead")
+    witness_dir: Path | None = Field(None, description="every checkpoint is also written here (a directory a "
+                                     "database administrator cannot rewrite)")
+    retention: Retention = Retention()
+
+
 class Config(Strict):
     database_url: str | None = Field(None, description="PostgreSQL URL; unset: SQLite in server.data_dir")
     redis_url: str | None = Field(None, description="Redis URL: limits shared by every replica")
@@ -319,6 +347,7 @@ class Config(Strict):
     budgets: Budgets = Budgets()
     pricing: dict[str, ModelPrice] = Field(default_factory=dict, description="per model; overrides the defaults")
     guardrails: Guardrails = Guardrails()
+    audit: Audit = Audit()
     authorization: Authorization = Authorization()
     identity: Identity = Identity()
     server: Server = Server()

@@ -65,6 +65,13 @@ class Vault:
         out.append(text[at:])
         return "".join(out)
 
+    def conceal(self, text: str) -> str:
+        """`restore` undone: the restored values in `text` back to their placeholders (longest first,
+        so a value that contains another is replaced whole)."""
+        for placeholder in sorted(self._restorable, key=lambda p: -len(self._value_of[p])):
+            text = text.replace(self._value_of[placeholder], placeholder)
+        return text
+
     def restore(self, text: str) -> str:
         """`text` with the placeholders of the prompt's values replaced by them; others stay."""
         if not self._restorable or "<" not in text:

@@ -65,6 +65,8 @@ class GuardrailsStage:
             await self._review(call, policy, v, text, record)
         if policy.plants_canary:
             plant(call.body, new_canary())
+        if policy.settings.restore:
+            call.conceal = vault.conceal
         await next(call)
         schema = expected_schema(call.body) if policy.schema is not None else None
         if call.stream and call.result is not None and not isinstance(call.result, dict):

@@ -8,7 +8,7 @@ here as the call proceeds.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -50,6 +50,9 @@ class Call:
     result: dict[str, Any] | AsyncIterator[list[dict[str, Any]]] | None = None  # a stream: batches of chunks
     decisions: dict[str, Any] = field(default_factory=dict)  # per-stage records for the audit trail
     response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # added by stages
+    # Set by the guardrails when they restore redacted values in the answer: puts the placeholders
+    # back, so that the audit record keeps the redacted form of the answer as it does of the prompt.
+    conceal: Callable[[str], str] | None = field(default=None, repr=False)
 
     @property
     def kind(self) -> Literal["chat", "embeddings"]:

@@ -88,8 +88,13 @@ class App:
                 api = _POST_APIS.get(path)
                 if api is None:
                     raise NotFound(f"No endpoint at POST {path}.")
-                raw = await read_body(receive, rt.config.server.max_body_bytes, cl)
-                call = self._call(rt, api, parse_json_object(raw), rid.decode(), client_ip)
+                try:
+                    raw = await read_body(receive, rt.config.server.max_body_bytes, cl)
+                    call = self._call(rt, api, parse_json_object(raw), rid.decode(), client_ip)
+                except GatewayError as e:
+                    await self.gateway.refused(Call(id=rid.decode(), api=api, body={}, model="", stream=False,
+                                                    config_version=rt.version, client_ip=client_ip), e)
+                    raise
                 call.credential = credential
                 await self._serve(rt, call, receive, send, headers)
             elif method in ("GET", "HEAD"):

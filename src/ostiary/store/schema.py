@@ -149,4 +149,81 @@ reviews = sa.Table(
     sa.Column("decided_by", sa.String(300), nullable=True),
     sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("note", sa.String(1000), nullable=True),
+    sa.Column("user_id", sa.String(200), nullable=True),  # 0004: so that an erasure finds the review
+)
+
+# The audit trail (audit/): one row per event, in log order. `body` is the event's JSON as hashed
+# (`leaf` = RFC 6962 leaf hash of its UTF-8 bytes); personal content inside it is encrypted per data
+# subject, whose pseudonym is `subject`. Triggers refuse UPDATE, DELETE and TRUNCATE.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("uid", sa.String(32), nullable=False, unique=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # request, admin, erasure, retention, hold, verify
+    sa.Column("request_id", sa.String(200), nullable=True, index=True),
+    sa.Column("tenant_id", sa.String(64), nullable=True, index=True),
+    sa.Column("subject", sa.String(32), nullable=True, index=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("leaf", sa.String(64), nullable=False),
+)
+
+# One row: the log's size and Merkle frontier (so an append needs no re-reading), the last admin
+# event taken over, and the last checkpoint. Updated under the append lock; derivable from the log.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("frontier", sa.JSON, nullable=False),
+    sa.Column("admin_cursor", sa.BigInteger, nullable=False),
+    sa.Column("checkpoint_size", sa.BigInteger, nullable=False),
+    sa.Column("checkpoint_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# Signed checkpoints (C2SP tlog-checkpoint notes), append-only like the log.
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("root", sa.String(64), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Data keys, one per subject and month (wrapped by the master key). Deleting them is the erasure.
+audit_keys = sa.Table(
+    "audit_keys",
+    metadata,
+    sa.Column("kid", sa.String(80), primary_key=True),
+    sa.Column("subject", sa.String(32), nullable=False, index=True),
+    sa.Column("period", sa.String(7), nullable=False, index=True),
+    sa.Column("wrapped", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Legal holds: a subject's pseudonym, or "*" for everything; retention does not shred what is held.
+audit_holds = sa.Table(
+    "audit_holds",
+    metadata,
+    sa.Column("subject", sa.String(40), primary_key=True),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Feedback on an answer, from the principal who made the request (or its tenant admin).
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("request_id", sa.String(200), nullable=False, index=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False, index=True),
+    sa.Column("principal", sa.String(300), nullable=False),
+    sa.Column("subject", sa.String(32), nullable=False, index=True),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("label", sa.String(100), nullable=True),
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )

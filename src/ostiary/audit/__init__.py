@@ -1,0 +1,1 @@
+"""Audit trail: events, the tamper-evident Merkle log, signed checkpoints, erasure and exporters."""

@@ -1,0 +1,201 @@
+"""The log in the store: one sequencer appends, checkpoints are signed, proofs are read back.
+
+Appending takes the head row's lock (an UPDATE of `audit_head` opens the transaction: a row lock on
+PostgreSQL, the write lock on SQLite), so any number of replicas append to one log without forking
+it: each batch gets the next indexes and extends the Merkle frontier kept in the head. In the same
+transaction the sequencer takes over the administrative events committed since the last batch, and
+signs a checkpoint when `checkpoint_every` events or `checkpoint_seconds` have passed.
+
+An event's stored body is its JSON with its index first (`{"seq":N,...`); the Merkle leaf is the
+RFC 6962 leaf hash of those bytes. Records already in the log (a spool replayed after a crash
+replays the records whose cursor was not yet saved) are recognised by their uid and skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from ostiary.audit import merkle
+from ostiary.audit.checkpoint import Checkpoint, Signer
+from ostiary.audit.event import Pending, administrative
+from ostiary.store import Store
+from ostiary.store.schema import admin_events, audit_checkpoints, audit_head, audit_keys, audit_log
+
+ADMIN_BATCH = 500
+READ_CHUNK = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    size: int
+    added: int
+    checkpoint: str | None  # the note of a checkpoint signed by this append
+
+
+class AuditLog:
+    def __init__(self, store: Store, signer: Signer, origin: str, every: int = 1000, seconds: float = 10.0,
+                 witness_dir: Path | None = None) -> None:
+        self.store = store
+        self.signer = signer
+        self.origin = origin
+        self.every = every
+        self.seconds = seconds
+        self.witness_dir = witness_dir
+
+    # -- appending ----------------------------------------------------------------------------
+
+    def append(self, records: list[bytes], force_checkpoint: bool = False) -> Appended:
+        """Store spool records (b"k" + key JSON, b"e" + event JSON) in order, with any pending
+        administrative events, and a checkpoint if one is due."""
+        keys = [orjson.loads(r[1:]) for r in records if r[:1] == b"k"]
+        events = [r[1:] for r in records if r[:1] == b"e"]
+        with self.store.engine.begin() as conn:
+            conn.execute(audit_head.update().where(audit_head.c.id == 1).values(size=audit_head.c.size))
+            head = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).one()
+            tree = merkle.Tree.from_dict({"size": head.size, "hashes": head.frontier})
+            self._store_keys(conn, keys)
+            rows = self._new_rows(conn, events)
+            admin = conn.execute(sa.select(admin_events).where(admin_events.c.id > head.admin_cursor)
+                                 .order_by(admin_events.c.id).limit(ADMIN_BATCH)).mappings().all()
+            admin_cursor = admin[-1]["id"] if admin else head.admin_cursor
+            rows += [_encode(administrative(dict(r))) for r in admin]
+            stored = []
+            for parsed, body in rows:
+                seq = tree.size
+                data = b'{"seq":%d,' % seq + body[1:]
+                leaf = tree.append_data(data)
+                stored.append({"seq": seq, "uid": parsed["uid"], "at": _when(parsed["at"]), "kind": parsed["kind"],
+                               "request_id": _clip(parsed.get("request_id"), 200),
+                               "tenant_id": _clip(parsed.get("tenant"), 64), "subject": parsed.get("subject"),
+                               "body": data.decode(), "leaf": leaf.hex()})
+            if stored:
+                conn.execute(audit_log.insert(), stored)
+            note = None
+            now = datetime.now(UTC)
+            last = head.checkpoint_at.replace(tzinfo=UTC) if head.checkpoint_at and head.checkpoint_at.tzinfo is None \
+                else head.checkpoint_at
+            due = tree.size - head.checkpoint_size >= self.every or force_checkpoint or (
+                last is None or (now - last).total_seconds() >= self.seconds)
+            values: dict[str, Any] = {"size": tree.size, "frontier": tree.to_dict()["hashes"],
+                                      "admin_cursor": admin_cursor}
+            if due and tree.size > head.checkpoint_size:
+                note = self.signer.sign(Checkpoint(self.origin, tree.size, tree.root()))
+                conn.execute(audit_checkpoints.insert().values(size=tree.size, root=tree.root().hex(), note=note,
+                                                               at=now))
+                values.update(checkpoint_size=tree.size, checkpoint_at=now)
+            conn.execute(audit_head.update().where(audit_head.c.id == 1).values(**values))
+        if note is not None and self.witness_dir is not None:
+            witness(self.witness_dir, tree.size, note)
+        return Appended(tree.size, len(stored), note)
+
+    def _store_keys(self, conn: sa.Connection, keys: list[dict[str, Any]]) -> None:
+        if not keys:
+            return
+        have = set(conn.execute(sa.select(audit_keys.c.kid).where(
+            audit_keys.c.kid.in_([k["kid"] for k in keys]))).scalars())
+        new = [{"kid": k["kid"], "subject": k["subject"], "period": k["period"],
+                "wrapped": base64.b64decode(k["wrapped"]), "created_at": _when(k["at"])}
+               for k in keys if k["kid"] not in have]
+        if new:
+            conn.execute(audit_keys.insert(), new)
+
+    def _new_rows(self, conn: sa.Connection, events: list[bytes]) -> list[tuple[dict[str, Any], bytes]]:
+        parsed = [(orjson.loads(body), body) for body in events]
+        uids = [p["uid"] for p, _ in parsed]
+        have = set(conn.execute(sa.select(audit_log.c.uid).where(audit_log.c.uid.in_(uids))).scalars()) \
+            if uids else set()
+        out = []
+        for p, body in parsed:
+            if p["uid"] not in have:
+                have.add(p["uid"])
+                out.append((p, body))
+        return out
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def size(self) -> int:
+        with self.store.engine.connect() as conn:
+            return int(conn.execute(sa.select(audit_head.c.size).where(audit_head.c.id == 1)).scalar_one())
+
+    def rows(self, start: int = 0, end: int | None = None) -> Iterator[sa.Row[Any]]:
+        """Stored events in log order, read in chunks."""
+        at = start
+        while end is None or at < end:
+            q = sa.select(audit_log).where(audit_log.c.seq >= at).order_by(audit_log.c.seq).limit(READ_CHUNK)
+            if end is not None:
+                q = q.where(audit_log.c.seq < end)
+            with self.store.engine.connect() as conn:
+                chunk = conn.execute(q).all()
+            if not chunk:
+                return
+            yield from chunk
+            at = chunk[-1].seq + 1
+
+    def leaves(self, size: int) -> list[bytes]:
+        return [bytes.fromhex(r.leaf) for r in self.rows(0, size)]
+
+    def checkpoints(self) -> list[sa.Row[Any]]:
+        with self.store.engine.connect() as conn:
+            return list(conn.execute(sa.select(audit_checkpoints).order_by(audit_checkpoints.c.size)).all())
+
+    def latest_checkpoint(self) -> sa.Row[Any] | None:
+        with self.store.engine.connect() as conn:
+            return conn.execute(sa.select(audit_checkpoints).order_by(audit_checkpoints.c.size.desc())
+                                .limit(1)).first()
+
+    def find(self, request_id: str | None = None, seq: int | None = None) -> sa.Row[Any] | None:
+        q = sa.select(audit_log)
+        q = q.where(audit_log.c.seq == seq) if seq is not None else \
+            q.where(audit_log.c.request_id == request_id, audit_log.c.kind == "request").order_by(audit_log.c.seq.desc())
+        with self.store.engine.connect() as conn:
+            return conn.execute(q.limit(1)).first()
+
+    def of_subject(self, pseudonym: str) -> list[sa.Row[Any]]:
+        with self.store.engine.connect() as conn:
+            return list(conn.execute(sa.select(audit_log).where(audit_log.c.subject == pseudonym)
+                                     .order_by(audit_log.c.seq)).all())
+
+    def inclusion(self, seq: int, size: int) -> list[bytes]:
+        return merkle.inclusion_proof(self.leaves(size), seq, size)
+
+    def consistency(self, old: int, new: int) -> list[bytes]:
+        return merkle.consistency_proof(self.leaves(new), old, new)
+
+
+def witness(directory: Path, size: int, note: str) -> None:
+    """Write a checkpoint where the database cannot rewrite it: one file per size and `latest`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in (f"checkpoint-{size:012d}", "latest"):
+        tmp = directory / f".{name}.{os.getpid()}.tmp"
+        tmp.write_text(note)
+        os.replace(tmp, directory / name)
+
+
+def encode_key(kid: str, subject: str, period: str, wrapped: bytes) -> bytes:
+    return b"k" + orjson.dumps({"kid": kid, "subject": subject, "period": period,
+                                "wrapped": base64.b64encode(wrapped).decode(), "at": datetime.now(UTC).isoformat()})
+
+
+def encode_event(envelope: dict[str, Any]) -> bytes:
+    return b"e" + orjson.dumps(envelope)
+
+
+def _encode(p: Pending) -> tuple[dict[str, Any], bytes]:
+    return p.envelope, orjson.dumps(p.envelope)
+
+
+def _when(iso: str) -> datetime:
+    return datetime.fromisoformat(iso)
+
+
+def _clip(value: Any, n: int) -> str | None:
+    return value[:n] if isinstance(value, str) else None
