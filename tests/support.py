@@ -157,3 +157,11 @@ def drive(urls: list[str], body: dict[str, Any], seconds: float, headers: dict[s
     for w in workers:
         w.join()
     return out, last[0] - t0
+
+
+def shared_audit_keys(directory: Path) -> str:
+    """Audit keys every replica of a test shares (required with database_url): the config lines."""
+    from ostiary.audit.cli import write_keys
+
+    signing, master = write_keys(directory, "ostiary/audit")
+    return f"audit: {{signing_key_file: {signing}, master_key_file: {master}}}\n"

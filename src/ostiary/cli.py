@@ -1,4 +1,4 @@
-"""The `ostiary` command: serve, config check, mock-upstream."""
+"""The `ostiary` command: serve, config check, keys, audit, subjects, mock-upstream."""
 
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     from ostiary.identity.cli import add_parser as add_keys
 
     add_keys(sub)
+
+    from ostiary.audit.cli import add_parser as add_audit
+
+    add_audit(sub)
 
     p = sub.add_parser("mock-upstream", help="run a fake OpenAI/Anthropic upstream for tests and benchmarks")
     from ostiary.mockup.server import add_arguments

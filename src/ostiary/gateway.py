@@ -19,6 +19,7 @@ import orjson
 from ostiary.admin.api import AdminAPI
 from ostiary.audit.event import describe
 from ostiary.audit.stage import AuditStage
+from ostiary.audit.subjects import Subjects
 from ostiary.audit.trail import AuditTrail
 from ostiary.config.load import ConfigError, LoadedConfig, load_default, load_file
 from ostiary.errors import GatewayError
@@ -42,6 +43,7 @@ from ostiary.providers.mock import MockProvider
 from ostiary.providers.openai import AzureProvider, OpenAIProvider
 from ostiary.routing.health import HealthBook
 from ostiary.routing.router import Router
+from ostiary.telemetry import Telemetry, TelemetryStage
 
 log = logging.getLogger("ostiary")
 
@@ -85,11 +87,17 @@ class Gateway:
         self.book = Book(self.store, cfg.budgets.timezone)
         self.keys.followers.append(self.book.load)
         self.keys.load()
-        self.admin = AdminAPI(key_service)
         self.meter = UsageMeter(self.store)
         self.reviews = Reviews(self.store)
         # The trail's files and keys are chosen at start (like the store): a change needs a restart.
         self.audit = AuditTrail(cfg.audit, self.store, cfg.server.data_dir) if cfg.audit.enabled else None
+        self.subjects = subjects = Subjects(self.audit.log, self.audit.keyring) if self.audit else None
+        if self.audit is not None:
+            # An erasure or a retention run on any replica deletes data keys: drop the cached ones.
+            self.keys.followers.append(self.audit.keyring.forget)
+        self.admin = AdminAPI(key_service, subjects, tuple(cfg.audit.verifier_keys))
+        # Metrics outlive reloads; the OTLP exporter is chosen at start (a missing 'otel' extra fails here).
+        self.telemetry = Telemetry(cfg.telemetry, self.health.snapshot, self.audit.lag if self.audit else None)
         self.alerts = BudgetAlerts(cfg.budgets, self.pool)
         # The counter store is chosen at start; a changed redis_url takes effect on restart.
         self.limiter: RateLimiter = RedisRateLimiter(cfg.redis_url) if cfg.redis_url else MemoryRateLimiter()
@@ -117,7 +125,10 @@ class Gateway:
                              lease_seconds=router.longest() + 60)
         guardrails = GuardrailsStage(cfg.guardrails, loaded.version, self.reviews) if cfg.guardrails.policies else None
         # The audit stage comes first: a request refused by any later stage still leaves its event.
-        stages: list[Stage] = [*([AuditStage(self.audit)] if self.audit else []), identify,
+        # Telemetry right after it: the trace id is set before any stage can refuse, and every end is counted.
+        stages: list[Stage] = [*([AuditStage(self.audit)] if self.audit else []),
+                               TelemetryStage(self.telemetry.metrics, self.telemetry.tracer, cfg, loaded.version),
+                               identify,
                                *([authorize] if authorize else []), limits, *([guardrails] if guardrails else [])]
         models = {"object": "list", "data": [model_card(r.name) for r in cfg.routes]}
         return Runtime(loaded, router, identify, compose(stages, router), loaded.version.encode(),
@@ -171,6 +182,18 @@ class Gateway:
         self._tasks.append(asyncio.ensure_future(self.book.refresh_forever()))
         if self.audit is not None:
             self.audit.start()
+            self._tasks.append(asyncio.ensure_future(self._retain_forever()))
+
+    async def _retain_forever(self, every: float = 3600.0) -> None:
+        """Shred content past its retention time (each replica runs it; a second run finds nothing)."""
+        assert self.subjects is not None
+        while True:
+            try:
+                days = self.runtime.config.audit.retention.content_days
+                await asyncio.to_thread(self.subjects.retain, days)
+            except Exception:
+                log.warning("audit retention run failed; next try in %s s", every, exc_info=True)
+            await asyncio.sleep(every)
 
     async def aclose(self) -> None:
         for task in self._tasks:
@@ -179,6 +202,7 @@ class Gateway:
         await self.alerts.aclose()  # webhooks on their way get a moment to arrive
         await self.pool.aclose()
         await self.limiter.aclose()
+        await asyncio.to_thread(self.telemetry.close)  # exports the spans still batched
         if self.audit is not None:
             await asyncio.to_thread(self.audit.close)
         self.store.close()

@@ -93,6 +93,11 @@ def test_openapi_lists_every_endpoint_with_its_request_schema(env: Env) -> None:
         ("/admin/v1/usage", "get"), ("/admin/v1/events", "get"), ("/admin/v1/openapi.json", "get"),
         ("/admin/v1/reviews", "get"), ("/admin/v1/reviews/{review_id}", "get"),
         ("/admin/v1/reviews/{review_id}/approve", "post"), ("/admin/v1/reviews/{review_id}/deny", "post"),
+        ("/admin/v1/audit/events/{request_id}", "get"), ("/admin/v1/audit/bundle", "get"),
+        ("/admin/v1/audit/consistency", "get"), ("/admin/v1/audit/checkpoint", "get"),
+        ("/admin/v1/audit/verify", "post"), ("/admin/v1/subjects/erase/{subject}", "post"),
+        ("/admin/v1/subjects/export/{subject}", "get"), ("/admin/v1/subjects/hold/{subject}", "post"),
+        ("/admin/v1/subjects/hold/{subject}", "delete"),
     }
     assert listed == expected == {(r.openapi_path, r.method.lower()) for r in ROUTES}
     schemas = doc["components"]["schemas"]

@@ -20,7 +20,7 @@ from ostiary.store import Store
 from ostiary.store.events import CLI
 from ostiary.store.schema import usage
 from tests.integration.conftest import pg_database
-from tests.support import drive, gateway, keys
+from tests.support import drive, gateway, keys, shared_audit_keys
 
 HELLO = [{"role": "user", "content": "Hello"}]
 PRICE = 1000.0  # USD per million tokens, in and out: a mock answer (8 tokens) costs 0.008 USD
@@ -87,7 +87,7 @@ def _budget_across_replicas(tmp_path: Path, db: str) -> None:
     cfg = tmp_path / "shared.yaml"
     cfg.write_text(f"database_url: {db}\nredis_url: redis://127.0.0.1:6379/0\n"
                    "identity: {key_secret: replicas-share-this-secret, refresh_seconds: 0.2}\n"
-                   f"server: {{data_dir: {tmp_path / 'data'}}}\n"
+                   f"server: {{data_dir: {tmp_path / 'data'}}}\n" + shared_audit_keys(tmp_path / "keys") +
                    f"budgets: {{webhook_url: '{hook.url}'}}\n"
                    f"pricing: {{mock-1: {{input: {PRICE}, output: {PRICE}}}}}\n"
                    "routes:\n  - name: mock-1\n    deployments: [{provider: mock, model: mock-1}]\n")

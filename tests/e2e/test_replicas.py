@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.integration.conftest import pg_database
 from tests.support import chat_status as status
-from tests.support import gateway, keys, within_a_second
+from tests.support import gateway, keys, shared_audit_keys, within_a_second
 
 
 def test_key_changes_reach_every_replica_within_a_second(tmp_path: Path) -> None:
@@ -19,7 +19,7 @@ def _three_replicas(tmp_path: Path, db: str) -> None:
     cfg = tmp_path / "shared.yaml"
     cfg.write_text(f"database_url: {db}\nredis_url: redis://127.0.0.1:6379/0\n"
                    "identity: {key_secret: replicas-share-this-secret, refresh_seconds: 0.2}\n"
-                   f"server: {{data_dir: {tmp_path / 'data'}}}\n"
+                   f"server: {{data_dir: {tmp_path / 'data'}}}\n" + shared_audit_keys(tmp_path / "keys") +
                    "routes:\n  - name: mock-1\n    deployments: [{provider: mock, model: mock-1}]\n")
     first = keys(cfg, "create", "--tenant", "acme")
     with ExitStack() as stack:

@@ -1,5 +1,5 @@
-"""The admin REST API under /admin/v1: keys, tenants, users, budgets, limits, usage, events and
-guardrail reviews.
+"""The admin REST API under /admin/v1: keys, tenants, users, budgets, limits, usage, events,
+guardrail reviews, the audit trail and data subjects.
 
 Framework-free: the server hands over (method, path, query, body, principal) and sends back what
 `AdminAPI.handle` returns. The endpoints live in one module per subject (admin/keys.py,
@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ostiary.admin.access import require_caller
+from ostiary.admin.audit import ROUTES as AUDIT_ROUTES
 from ostiary.admin.budgets import ROUTES as BUDGET_ROUTES
 from ostiary.admin.keys import ROUTES as KEY_ROUTES
 from ostiary.admin.openapi import document
@@ -23,6 +24,8 @@ from ostiary.admin.reviews import ROUTES as REVIEW_ROUTES
 from ostiary.admin.routing import READERS, Request, Route, parse_query
 from ostiary.admin.tenants import ROUTES as TENANT_ROUTES
 from ostiary.admin.usage import ROUTES as USAGE_ROUTES
+from ostiary.audit.evidence import BundleError
+from ostiary.audit.subjects import SubjectError, Subjects
 from ostiary.errors import Forbidden, GatewayError, InvalidRequest, NotFound
 from ostiary.guardrails.review import ReviewError, Reviews
 from ostiary.identity import directory
@@ -46,6 +49,8 @@ class Services:
     settings: Settings
     store: Store
     reviews: Reviews
+    subjects: Subjects | None  # None: the audit trail is disabled
+    verifier_keys: tuple[str, ...] = ()
 
 
 async def _openapi(svc: Services, req: Request) -> tuple[int, Any]:
@@ -53,16 +58,17 @@ async def _openapi(svc: Services, req: Request) -> tuple[int, Any]:
 
 
 ROUTES: tuple[Route, ...] = (
-    *KEY_ROUTES, *TENANT_ROUTES, *BUDGET_ROUTES, *USAGE_ROUTES, *REVIEW_ROUTES,
+    *KEY_ROUTES, *TENANT_ROUTES, *BUDGET_ROUTES, *USAGE_ROUTES, *REVIEW_ROUTES, *AUDIT_ROUTES,
     Route("GET", "/openapi.json", _openapi, "This document", roles=READERS, returns="the OpenAPI document"),
 )
 OPENAPI = document(ROUTES)
 
 
 class AdminAPI:
-    def __init__(self, keys: KeyService) -> None:
+    def __init__(self, keys: KeyService, subjects: Subjects | None = None, verifier_keys: tuple[str, ...] = ()) -> None:
         store = keys.store
-        self.services = Services(keys, Directory(store), Settings(store), store, Reviews(store))
+        self.services = Services(keys, Directory(store), Settings(store), store, Reviews(store), subjects,
+                                 verifier_keys)
 
     async def handle(self, method: str, path: str, query: str, body: bytes,
                      principal: Principal) -> tuple[int, Any]:
@@ -84,6 +90,12 @@ class AdminAPI:
             raise InvalidRequest(str(e), param=e.param) from None
         except KeyAdminError as e:
             raise InvalidRequest(str(e)) from None
+        except SubjectError as e:
+            if e.conflict:
+                raise GatewayError(str(e), status=409, type="invalid_request_error", code="conflict") from None
+            raise InvalidRequest(str(e), param="subject") from None
+        except BundleError as e:
+            raise GatewayError(str(e), status=409, type="invalid_request_error", code="not_checkpointed") from None
         except ReviewError as e:
             if e.missing:
                 raise NotFound(str(e), code="review_not_found") from None

@@ -29,7 +29,7 @@ class Pending:
     """An event on its way to the spool: the envelope, the subject and the content to encrypt."""
 
     envelope: dict[str, Any]
-    subject: str | None  # None: nothing personal (administrative events)
+    subject: str | None  # "tenant/user" (or the key or token subject); None: nothing personal
     personal: dict[str, Any] | None
 
 
@@ -71,7 +71,8 @@ def describe(call: Call, status: int, error: tuple[str, str] | None, answer: dic
         "error": {"code": error[0], "message": error[1][:1000]} if error else None,
         "trace_id": call.decisions.get("trace_id"),
     }
-    subject = (p.user or p.subject) if p is not None else None
+    # Subjects are per tenant: two tenants' "alice" are two people.
+    subject = f"{p.tenant}/{p.user or p.subject}" if p is not None else "-/anonymous"
     personal = {
         "user": p.user if p is not None else None,
         "subject": p.subject if p is not None and p.kind != "key" else None,
@@ -79,7 +80,7 @@ def describe(call: Call, status: int, error: tuple[str, str] | None, answer: dic
         "request": _request(call.body),
         "answer": _conceal(call, answer) if answer else None,
     }
-    return Pending(envelope, subject or "anonymous", personal)
+    return Pending(envelope, subject, personal)
 
 
 def administrative(row: dict[str, Any]) -> Pending:

@@ -240,6 +240,7 @@ class Authorization(Strict):
 ScannerName = Literal["pii", "secrets", "injection", "toxicity", "topics", "canary", "exfiltration", "json_schema"]
 Action = Literal["allow", "redact", "block", "flag", "escalate"]
 Segment = Literal["system", "user", "assistant", "tool"]
+InjectionDetector = Literal["rules+linear", "embeddings", "rules+linear+embeddings"]
 _SPAN_SCANNERS = ("pii", "secrets")
 
 
@@ -252,6 +253,12 @@ class Check(Strict):
     entities: list[str] | None = Field(None, description="pii, secrets: only these types (default: all)")
     segments: list[Segment] | None = Field(None, description="input: the message roles scanned (default: all)")
     terms: list[str] = Field(default_factory=list, description="topics: words or phrases that are off limits")
+    examples: list[str] = Field(default_factory=list, description="topics: sentences describing what is off "
+                                "limits, matched by meaning (needs the embeddings extra)")
+    similarity: float = Field(0.5, gt=0, lt=1, description="topics: the cosine similarity to an example from "
+                              "which a text matches it")
+    detector: InjectionDetector = Field("rules+linear", description="injection: rules+linear (default), "
+                                        "embeddings, or rules+linear+embeddings (both need the embeddings extra)")
     allow_hosts: list[str] = Field(default_factory=list, description="exfiltration: hosts links may point to")
     fail_open: bool = Field(False, description="let the request through when the scanner fails or is too slow")
     retry: bool = Field(False, description="json_schema: one corrective retry before blocking (not on streams)")
@@ -260,8 +267,20 @@ class Check(Strict):
     def _fits(self) -> Check:
         if self.action == "redact" and self.scanner not in _SPAN_SCANNERS:
             raise ValueError(f"redact needs a scanner that finds values (pii, secrets), not {self.scanner}")
-        if self.scanner == "topics" and not self.terms:
-            raise ValueError("topics needs terms")
+        if self.scanner == "topics" and not (self.terms or self.examples):
+            raise ValueError("topics needs terms or examples")
+        if self.examples and self.scanner != "topics":
+            raise ValueError(f"examples apply to the topics scanner, not {self.scanner}")
+        if self.detector != "rules+linear" and self.scanner != "injection":
+            raise ValueError(f"detector applies to the injection scanner, not {self.scanner}")
+        if self.examples or self.detector != "rules+linear":
+            # Checked here, so that `config check` and every load say it, not the first request. Only a
+            # package probe: config does not load the model.
+            from ostiary.guardrails import embed
+
+            if not embed.available():
+                what = "topics examples" if self.examples else f"detector {self.detector!r}"
+                raise ValueError(str(embed.EmbeddingsUnavailable(what)))
         if self.scanner == "json_schema" and self.action != "block":
             raise ValueError("json_schema blocks an answer that does not match (set retry: true to ask once more)")
         return self
@@ -340,6 +359,39 @@ class Audit(Strict):
     retention: Retention = Retention()
 
 
+class Telemetry(Strict):
+    """Metrics (GET /metrics, Prometheus text format) and traces (OpenTelemetry over OTLP/HTTP)."""
+
+    metrics_public: bool = Field(True, description="serve /metrics without a credential, like /healthz (the "
+                                 "default binds loopback); false: only a key or token with the admin scope "
+                                 "and the role admin or auditor (metrics name every tenant and route)")
+    otlp_endpoint: str | None = Field(None, description="OTLP/HTTP collector (http://host:4318, or the full "
+                                      ".../v1/traces URL): one span per request; needs the 'otel' extra; "
+                                      "read at start (a change takes effect on restart)")
+    otlp_headers: dict[str, SecretStr] = Field(default_factory=dict, description="headers sent to the collector")
+    otlp_sample_ratio: float = Field(1.0, ge=0, le=1, description="share of requests without a sampled "
+                                     "caller span that are traced (a caller's sampled flag is followed)")
+    service_name: str = Field("ostiary", min_length=1, description="the spans' service.name")
+
+    @model_validator(mode="after")
+    def _otel_installed(self) -> Telemetry:
+        if self.otlp_endpoint is None:
+            return self
+        if not self.otlp_endpoint.startswith(("http://", "https://")):
+            raise ValueError("otlp_endpoint must be an http:// or https:// URL")
+        import importlib.util
+
+        try:
+            found = all(importlib.util.find_spec(m) is not None for m in (
+                "opentelemetry.sdk.trace", "opentelemetry.exporter.otlp.proto.http.trace_exporter"))
+        except ImportError:
+            found = False
+        if not found:
+            raise ValueError("otlp_endpoint needs the OpenTelemetry packages of the 'otel' extra: "
+                             "pip install 'ostiary[otel]'")
+        return self
+
+
 class Config(Strict):
     database_url: str | None = Field(None, description="PostgreSQL URL; unset: SQLite in server.data_dir")
     redis_url: str | None = Field(None, description="Redis URL: limits shared by every replica")
@@ -348,6 +400,7 @@ class Config(Strict):
     pricing: dict[str, ModelPrice] = Field(default_factory=dict, description="per model; overrides the defaults")
     guardrails: Guardrails = Guardrails()
     audit: Audit = Audit()
+    telemetry: Telemetry = Telemetry()
     authorization: Authorization = Authorization()
     identity: Identity = Identity()
     server: Server = Server()
@@ -361,6 +414,12 @@ class Config(Strict):
         if self.database_url and self.identity.key_secret is None:
             raise ValueError("identity.key_secret is required with database_url: every replica must "
                              "hash API keys with the same secret (e.g. key_secret: ${OSTIARY_KEY_SECRET})")
+        a = self.audit
+        if self.database_url and a.enabled and (a.signing_key_file is None or (
+                a.master_key_file is None and a.master_key_env is None)):
+            raise ValueError("audit.signing_key_file and audit.master_key_file (or master_key_env) are required with "
+                             "database_url: every replica must sign checkpoints and wrap data keys with the same keys "
+                             "(`ostiary audit keygen DIR` writes both)")
         if self.database_url and not self.database_url.startswith(("postgresql://", "postgresql+psycopg://")):
             raise ValueError("database_url must be a postgresql:// URL (SQLite is the default without it)")
         return self

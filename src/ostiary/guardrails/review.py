@@ -37,14 +37,14 @@ class Reviews:
         self.store = store
 
     def open(self, *, tenant: str, principal: str, request_id: str, route: str, policy: str, version: str,
-             scanner: str, segment: str, entities: dict[str, int], excerpt: str) -> str:
+             scanner: str, segment: str, entities: dict[str, int], excerpt: str, user: str | None = None) -> str:
         rid = "rev-" + secrets.token_hex(8)
         with self.store.engine.begin() as conn:
             conn.execute(reviews.insert().values(
                 id=rid, created_at=datetime.now(UTC), tenant_id=tenant[:64], principal=principal[:300],
                 request_id=request_id[:200], route=route[:200], policy=policy[:200], policy_version=version,
                 scanner=scanner, segment=segment, entities=entities, excerpt=excerpt[:EXCERPT_CHARS],
-                status="pending"))
+                status="pending", user_id=user[:200] if user else None))
         return rid
 
     def status(self, rid: str) -> str:

@@ -110,7 +110,7 @@ class GuardrailsStage:
         rid = await asyncio.to_thread(
             self.reviews.open, tenant=p.tenant, principal=f"{p.kind}:{p.subject}", request_id=call.id,
             route=call.model, policy=policy.name, version=policy.version, scanner=v.scanner, segment=v.segment,
-            entities=v.entities, excerpt=excerpt)
+            entities=v.entities, excerpt=excerpt, user=p.user or (p.subject if p.kind != "key" else None))
         status = await self.reviews.wait(rid, policy.settings.review_timeout_seconds)
         record["review"] = {"id": rid, "status": status}
         if status != "approved":

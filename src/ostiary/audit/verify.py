@@ -1,0 +1,128 @@
+"""`ostiary audit verify`: recompute the log from its stored events and check everything against it.
+
+What is checked, in one pass over the events in order:
+- indexes are contiguous from 0 (a deleted event leaves a gap), and each body starts with its own
+  index (`{"seq":N,`), so two swapped events are caught where they stand;
+- each stored leaf hash is the RFC 6962 hash of its body (an edited body with its old hash);
+- every checkpoint's signature verifies with a trusted key (a forged or re-signed one fails), its
+  root equals the root recomputed at its size (an edited body *with* a recomputed hash, a rewrite),
+  and it is consistent with the previous checkpoint (a consistency proof over the recomputed tree);
+- no checkpoint, in the store or in the witness directory, is larger than the log (a truncated tail,
+  or a database rolled back to an older snapshot that the witness outlived).
+
+The first bad index is reported: exactly where a body or its place is wrong, otherwise the range
+between the last good checkpoint and the first bad one. An edit that keeps every checkpoint right
+cannot exist without the signing key; one after the last checkpoint is only caught once the next
+checkpoint is signed, which is why checkpoints come every N events or T seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ostiary.audit import merkle
+from ostiary.audit.checkpoint import Checkpoint, NoteError, Verifier, open_note
+from ostiary.audit.log import AuditLog
+
+
+@dataclass(slots=True)
+class Report:
+    size: int = 0
+    checkpoints: int = 0
+    witnessed: int = 0
+    first_bad: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def bad(self, index: int | None, problem: str) -> None:
+        if index is not None and (self.first_bad is None or index < self.first_bad):
+            self.first_bad = index
+        if len(self.problems) < 50:
+            self.problems.append(problem)
+
+    def public(self) -> dict[str, object]:
+        return {"ok": self.ok, "size": self.size, "checkpoints": self.checkpoints, "witnessed": self.witnessed,
+                "first_bad_index": self.first_bad, "problems": self.problems}
+
+
+def verify(log: AuditLog, verifiers: list[Verifier], witness_dir: Path | None = None) -> Report:
+    report = Report()
+    stored = [(int(r.size), r.root, r.note) for r in log.checkpoints()]
+    witnessed = _witnessed(witness_dir, verifiers, log.origin, report)
+    wanted = {size for size, _, _ in stored} | set(witnessed)
+    roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT} if 0 in wanted else {}
+    tree = merkle.Tree()
+    leaves: list[bytes] = []
+    expected = 0
+    for row in log.rows():
+        if row.seq != expected:
+            report.bad(expected, f"events {expected}..{row.seq - 1} are missing (deleted)")
+            expected = row.seq
+        body = row.body.encode()
+        if not body.startswith(b'{"seq":%d,' % row.seq):
+            report.bad(row.seq, f"event {row.seq} does not carry its own index: moved or swapped")
+        leaf = merkle.leaf_hash(body)
+        if leaf.hex() != row.leaf:
+            report.bad(row.seq, f"event {row.seq} was edited: its body does not hash to its stored leaf")
+        tree.append(leaf)
+        leaves.append(leaf)
+        expected += 1
+        if tree.size in wanted:
+            roots[tree.size] = tree.root()
+    report.size = tree.size
+    previous: tuple[int, bytes] | None = None
+    for size, root_hex, note in stored:
+        report.checkpoints += 1
+        cp = _open(note, verifiers, log.origin, f"checkpoint at size {size}", report)
+        if cp is None:
+            continue
+        if cp.size != size or cp.root.hex() != root_hex:
+            report.bad(None, f"checkpoint at size {size}: its row does not match its signed note")
+        if size > tree.size:
+            report.bad(tree.size, f"the log has {tree.size} events but a checkpoint was signed at size {size}: "
+                                  "its tail was truncated")
+            continue
+        if roots.get(size) != cp.root:
+            low = previous[0] if previous else 0
+            report.bad(low, f"checkpoint at size {size} does not match the log: events in {low}..{size - 1} "
+                            "were rewritten")
+            continue
+        if previous is not None:
+            proof = merkle.consistency_proof(leaves, previous[0], size)
+            if not merkle.verify_consistency(previous[0], size, previous[1], cp.root, proof):
+                report.bad(previous[0], f"checkpoint at size {size} is not consistent with the one at {previous[0]}")
+        previous = (size, cp.root)
+    for size, cp in sorted(witnessed.items()):
+        report.witnessed += 1
+        if size > tree.size:
+            report.bad(tree.size, f"the witness holds a checkpoint at size {size} but the log has {tree.size} "
+                                  "events: the log was truncated or rolled back")
+        elif roots.get(size) != cp.root:
+            report.bad(None, f"the witness's checkpoint at size {size} does not match the log: history was rewritten")
+    return report
+
+
+def _witnessed(directory: Path | None, verifiers: list[Verifier], origin: str, report: Report) -> dict[int, Checkpoint]:
+    out: dict[int, Checkpoint] = {}
+    if directory is None:
+        return out
+    if not directory.is_dir():
+        report.bad(None, f"the witness directory {directory} does not exist")
+        return out
+    for path in sorted(directory.glob("checkpoint-*")):
+        cp = _open(path.read_text(), verifiers, origin, f"witness file {path.name}", report)
+        if cp is not None:
+            out[cp.size] = cp
+    return out
+
+
+def _open(note: str, verifiers: list[Verifier], origin: str, what: str, report: Report) -> Checkpoint | None:
+    try:
+        return open_note(note, verifiers, origin=origin)
+    except NoteError as e:
+        report.bad(None, f"{what}: {e}")
+        return None
