@@ -86,15 +86,16 @@ def verify(log: AuditLog, verifiers: list[Verifier], witness_dir: Path | None = 
             report.bad(tree.size, f"the log has {tree.size} events but a checkpoint was signed at size {size}: "
                                   "its tail was truncated")
             continue
+        low = previous[0] if previous else 0
         if roots.get(size) != cp.root:
-            low = previous[0] if previous else 0
-            report.bad(low, f"checkpoint at size {size} does not match the log: events in {low}..{size - 1} "
-                            "were rewritten")
+            report.bad(_within(report, low, size), f"checkpoint at size {size} does not match the log: events in "
+                                                   f"{low}..{size - 1} were rewritten")
             continue
         if previous is not None:
             proof = merkle.consistency_proof(leaves, previous[0], size)
             if not merkle.verify_consistency(previous[0], size, previous[1], cp.root, proof):
-                report.bad(previous[0], f"checkpoint at size {size} is not consistent with the one at {previous[0]}")
+                report.bad(_within(report, low, size), f"checkpoint at size {size} is not consistent with the one "
+                                                       f"at {previous[0]}")
         previous = (size, cp.root)
     for size, cp in sorted(witnessed.items()):
         report.witnessed += 1
@@ -104,6 +105,11 @@ def verify(log: AuditLog, verifiers: list[Verifier], witness_dir: Path | None = 
         elif roots.get(size) != cp.root:
             report.bad(None, f"the witness's checkpoint at size {size} does not match the log: history was rewritten")
     return report
+
+
+def _within(report: Report, low: int, size: int) -> int | None:
+    """A checkpoint says something in [low, size) is wrong; an exact index found there already is better."""
+    return None if report.first_bad is not None and report.first_bad < size else low
 
 
 def _witnessed(directory: Path | None, verifiers: list[Verifier], origin: str, report: Report) -> dict[int, Checkpoint]:

@@ -29,6 +29,8 @@ from ostiary.server.io import (
     send_json,
     start_sse,
 )
+from ostiary.telemetry import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from ostiary.telemetry import require_metrics_reader
 from ostiary.wire.anthropic import check_messages
 from ostiary.wire.openai import check_chat, check_embeddings
 from ostiary.wire.translate import (
@@ -52,7 +54,7 @@ class App:
 
     async def http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         rt = self.gateway.runtime
-        rid = cl = credential = None
+        rid = cl = credential = traceparent = None
         for k, v in scope["headers"]:
             if k == b"x-request-id":
                 rid = v if _REQUEST_ID.match(v) else None
@@ -64,6 +66,8 @@ class App:
                     credential = token.strip().decode("latin-1")
             elif k == b"x-api-key" and credential is None:
                 credential = v.strip().decode("latin-1")
+            elif k == b"traceparent":
+                traceparent = v
         client = scope.get("client")
         client_ip: str = client[0] if client else ""
         rid = rid or os.urandom(16).hex().encode()  # 128 random bits, as a uuid4 carries
@@ -96,7 +100,16 @@ class App:
                                                     config_version=rt.version, client_ip=client_ip), e)
                     raise
                 call.credential = credential
+                if traceparent is not None:  # parsed by the telemetry stage
+                    call.decisions["traceparent"] = traceparent.decode("latin-1")
                 await self._serve(rt, call, receive, send, headers)
+            elif path == "/metrics" and method in ("GET", "HEAD"):
+                if not rt.config.telemetry.metrics_public:
+                    require_metrics_reader(await rt.identify.principal(credential, client_ip))
+                exposition = await self.gateway.telemetry.scrape()
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-type", METRICS_CONTENT_TYPE), *headers]})
+                await send({"type": "http.response.body", "body": exposition})
             elif method in ("GET", "HEAD"):
                 await self._get(rt, path, send, headers)
             else:
