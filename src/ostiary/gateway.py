@@ -18,6 +18,7 @@ import orjson
 
 from ostiary.admin.api import AdminAPI
 from ostiary.audit.event import describe
+from ostiary.audit.feedback import leave as leave_feedback
 from ostiary.audit.stage import AuditStage
 from ostiary.audit.subjects import Subjects
 from ostiary.audit.trail import AuditTrail
@@ -27,6 +28,7 @@ from ostiary.guardrails.review import Reviews
 from ostiary.guardrails.stage import GuardrailsStage
 from ostiary.identity.authorize import Authorize
 from ostiary.identity.keys import KeyIndex, KeyService
+from ostiary.identity.principal import Principal
 from ostiary.identity.stage import Identify
 from ostiary.identity.tokens import TokenVerifier
 from ostiary.limits.alerts import BudgetAlerts
@@ -144,6 +146,12 @@ class Gateway:
         """Record a request refused before the pipeline (malformed, too large, unknown endpoint)."""
         if self.audit is not None:
             await self.audit.record(describe(call, e.status, (e.code or e.type, e.message), None, time.perf_counter()))
+
+    async def feedback(self, principal: Principal, raw: bytes) -> dict[str, object]:
+        if self.audit is None:
+            raise GatewayError("Feedback is linked to the audit trail, which is disabled on this gateway.",
+                               status=404, type="invalid_request_error", code="audit_disabled")
+        return await leave_feedback(self.audit, principal, raw)
 
     def reload(self) -> bool:
         """Load the config file again; on any error keep serving the current one. True if swapped."""

@@ -18,7 +18,7 @@ import anthropic
 import httpx
 import openai
 
-from tests.support import ROOT, gateway
+from tests.support import ROOT, gateway, keys
 
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
 
@@ -155,3 +155,33 @@ def test_kill_9_under_load_loses_no_acknowledged_request(tmp_path: Path) -> None
     assert not missing, f"{len(missing)} acknowledged requests missing from the trail, e.g. {sorted(missing)[:3]}"
     verified = _cli(cfg, "audit", "verify")
     assert verified.returncode == 0, verified.stdout
+
+
+def test_feedback_only_from_the_requester_or_its_tenant_admin_and_erased_with_the_subject(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    alice = keys(cfg, "create", "--tenant", "acme", "--user", "alice")["key"]
+    bob = keys(cfg, "create", "--tenant", "acme", "--user", "bob")["key"]
+    admin = keys(cfg, "create", "--tenant", "acme", "--role", "tenant_admin", "--scopes", "chat,admin")["key"]
+    carol = keys(cfg, "create", "--tenant", "other", "--user", "carol")["key"]
+    with gateway(cfg) as (url, _):
+        oa = openai.OpenAI(base_url=f"{url}/v1", api_key=alice, max_retries=0)
+        oa.chat.completions.create(model="mock-1", messages=[{"role": "user", "content": "hello"}],
+                                   extra_headers={"x-request-id": "fb-req-1"})
+
+        def leave(key: str, body: dict[str, Any]) -> httpx.Response:
+            return httpx.post(f"{url}/v1/feedback", json=body, headers={"authorization": f"Bearer {key}"}, timeout=10)
+
+        ok = leave(alice, {"request_id": "fb-req-1", "score": 1, "comment": "spot on, thanks"})
+        assert ok.status_code == 200, ok.text
+        assert leave(bob, {"request_id": "fb-req-1", "score": 0}).json()["error"]["code"] == "not_your_request"
+        assert leave(carol, {"request_id": "fb-req-1", "score": 0}).status_code == 404
+        assert leave(admin, {"request_id": "fb-req-1", "label": "reviewed"}).status_code == 200
+        bad = leave(alice, {"request_id": "fb-req-1", "stars": 5})
+        assert bad.status_code == 400 and "stars" in bad.json()["error"]["message"]
+        assert leave(alice, {"request_id": "fb-req-1"}).status_code == 400
+        stored = _wait_for(cfg, {"fb-req-1"})
+    assert stored["fb-req-1"]["principal"]["key"].startswith("ost-")
+    exported = json.loads(_cli(cfg, "subjects", "export", "acme/alice").stdout)
+    assert [f["comment"] for f in exported["feedback"]] == ["spot on, thanks", None]
+    assert json.loads(_cli(cfg, "subjects", "erase", "acme/alice").stdout)["feedback"] == 2
+    assert json.loads(_cli(cfg, "subjects", "export", "acme/alice").stdout)["feedback"] == []

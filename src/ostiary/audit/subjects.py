@@ -95,7 +95,7 @@ class Subjects:
             held_reviews = conn.execute(sa.select(reviews).where(_reviews_of(subject))).mappings()
             review_rows = [_plain(dict(r)) for r in held_reviews]
             notes = [_plain(dict(r)) for r in conn.execute(
-                sa.select(feedback).where(feedback.c.subject == pseudonym)).mappings()]
+                sa.select(feedback).where(feedback.c.subject == pseudonym).order_by(feedback.c.created_at)).mappings()]
         return {"subject": subject, "exported_at": datetime.now(UTC).isoformat(), "events": events,
                 "reviews": review_rows, "feedback": notes}
 

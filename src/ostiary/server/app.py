@@ -88,6 +88,10 @@ class App:
                             config_version=rt.version, client_ip=client_ip)
                 call.principal = await rt.identify.principal(credential, client_ip)
                 await send_json(send, 200, orjson.dumps(scan_service(rt.guardrails, raw, call)), headers)
+            elif path == "/v1/feedback" and method == "POST":
+                raw = await read_body(receive, rt.config.server.max_body_bytes, cl)
+                principal = await rt.identify.principal(credential, client_ip)
+                await send_json(send, 200, orjson.dumps(await self.gateway.feedback(principal, raw)), headers)
             elif method == "POST":
                 api = _POST_APIS.get(path)
                 if api is None:
