@@ -94,6 +94,8 @@ def main() -> int:
     ap.add_argument("--guardrails", action="store_true",
                     help="the default guardrail policy on every request: PII redacted, secrets and injection blocked "
                          "on input, secrets blocked on output")
+    ap.add_argument("--audit", choices=["on", "off", "nofsync"], default="on",
+                    help="the audit trail (on by default, as shipped): off, or on without fsync of the spool")
     args = ap.parse_args()
     concs = [int(c) for c in args.conc.split(",")]
     atexit.register(_cleanup)
@@ -119,6 +121,8 @@ def main() -> int:
                    "        - {scanner: pii, action: redact}\n        - {scanner: secrets, action: block}\n"
                    "        - {scanner: injection, action: block}\n"
                    "      output:\n        - {scanner: secrets, action: block}\n")
+    if args.audit != "on":
+        limits += "audit: {enabled: false}\n" if args.audit == "off" else "audit: {fsync: false}\n"
     cfg.write_text(f"server: {{data_dir: {tmp / 'data'}}}\n{limits}routes:\n  - name: bench\n    deployments:\n"
                    f"      - {{provider: openai, model: bench-up, api_base: 'http://127.0.0.1:{up_port}/v1'}}\n")
     gw_headers = {}
@@ -170,6 +174,7 @@ def main() -> int:
     print(f"\nidentity: {'an API key on every request' if args.auth else 'no keys (anonymous loopback, through the identity stage)'}; "
           f"rate limits: {args.limits}{' with token limits and a budget' if args.tokens else ''}; "
           f"guardrails: {'pii, secrets, injection in; secrets out' if args.guardrails else 'off'}; "
+          f"audit: {args.audit}; "
           f"gateway peak RSS (VmHWM): {rss:.0f} MB; medians of {args.reps} x {args.duration}s runs; "
           f"gateway pinned to CPU {GATEWAY_CPU}, mock upstream and wrk to CPU {UPSTREAM_CPU}")
     out = Path(__file__).resolve().parent / "results"

@@ -20,6 +20,7 @@ from ostiary.audit.checkpoint import NoteError, Signer, Verifier
 from ostiary.audit.event import notice
 from ostiary.audit.evidence import BundleError, check_bundle, make_bundle
 from ostiary.audit.export import FORMATS, export
+from ostiary.audit.grants import grants_sql
 from ostiary.audit.log import AuditLog, encode_event
 from ostiary.audit.subjects import SubjectError, Subjects
 from ostiary.audit.trail import load_keyring, load_signer
@@ -66,6 +67,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     c.add_argument("--since", type=_time, help="ISO time, e.g. 2026-11-01 or 2026-11-01T12:00:00+01:00")
     c.add_argument("--until", type=_time)
     c.add_argument("--format", choices=FORMATS, default="jsonl")
+    c = asub.add_parser("grants", help="print the PostgreSQL GRANTs for the gateway's role (audit tables: "
+                        "insert and select only); run them as the database owner")
+    c.add_argument("role")
+    c.set_defaults(run=_grants)
     cmd("retention", "shred content past audit.retention.content_days now (the gateway does it hourly)", _retention)
 
     p = sub.add_parser("subjects", help="data subjects (GDPR): erase, access export, legal holds")
@@ -161,6 +166,13 @@ def write_keys(directory: Path, origin: str) -> tuple[Path, Path]:
             f.write(text + "\n")
         out.append(path.resolve())
     return out[0], out[1]
+
+
+@_guard
+def _grants(args: argparse.Namespace) -> int:
+    for statement in grants_sql(args.role):
+        print(statement + ";")
+    return 0
 
 
 @_guard

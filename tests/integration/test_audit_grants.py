@@ -1,0 +1,54 @@
+"""On PostgreSQL the gateway's role gets insert and select only on the audit tables (`ostiary audit
+grants`): with it the gateway works, and it can neither rewrite the log nor remove the triggers."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ostiary.audit.checkpoint import Signer
+from ostiary.audit.event import notice
+from ostiary.audit.grants import grants_sql
+from ostiary.audit.log import AuditLog, encode_event
+from ostiary.audit.verify import verify
+from ostiary.store import Store
+from tests.integration.conftest import PG_ADMIN, pg_database
+
+
+def test_the_gateway_role_appends_but_cannot_rewrite(tmp_path: Path) -> None:
+    role = f"ostiary_gw_{secrets.token_hex(3)}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN"))
+    try:
+        for url in pg_database():
+            owner = Store.open(url, tmp_path)  # migrations run as the owner
+            with owner.engine.begin() as conn:
+                for statement in grants_sql(role):
+                    conn.execute(sa.text(statement))
+            owner.close()
+            as_role = url.replace("postgres@", f"{role}@", 1)
+            store = Store.open(as_role, tmp_path)  # the schema is current: no DDL needed
+            signer = Signer.generate("ostiary/audit")
+            log = AuditLog(store, signer, "ostiary/audit", every=1)
+            for i in range(3):
+                log.append([encode_event(notice("test", n=i).envelope)])
+            assert log.size() == 3 and verify(log, [signer.verifier()]).ok
+            for statement in ("UPDATE audit_log SET kind = 'x'", "DELETE FROM audit_checkpoints",
+                              "TRUNCATE audit_log", "DROP TRIGGER audit_log_append_only ON audit_log"):
+                with pytest.raises(sa.exc.ProgrammingError, match="permission denied|must be owner"), \
+                        store.engine.begin() as conn:
+                    conn.execute(sa.text(statement))
+            store.close()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP ROLE IF EXISTS {role}"))
+        admin.dispose()
+
+
+def test_a_role_name_is_checked_before_it_reaches_sql() -> None:
+    with pytest.raises(ValueError, match="role name"):
+        grants_sql("x; DROP TABLE audit_log")
