@@ -32,14 +32,17 @@ def export(log: AuditLog, fmt: str, since: datetime | None = None, until: dateti
         at = _utc(row.at)
         inside = (since is None or at >= _utc(since)) and (until is None or at < _utc(until))
         if inside:
-            yield _line(fmt, orjson.loads(row.body), host)
+            yield line(fmt, orjson.loads(row.body), host)
             note = checkpoints.get(row.seq + 1)
             if note is not None:
-                yield _line(fmt, {"kind": "checkpoint", "seq": row.seq, "size": row.seq + 1, "note": note,
-                                  "at": at.isoformat()}, host)
+                yield line(fmt, checkpoint_event(row.seq + 1, note, at), host)
 
 
-def _line(fmt: str, event: dict[str, Any], host: str) -> str:
+def checkpoint_event(size: int, note: str, at: datetime) -> dict[str, Any]:
+    return {"kind": "checkpoint", "seq": size - 1, "size": size, "note": note, "at": _utc(at).isoformat()}
+
+
+def line(fmt: str, event: dict[str, Any], host: str) -> str:
     if fmt == "jsonl":
         return orjson.dumps(event).decode()
     if fmt == "cef":

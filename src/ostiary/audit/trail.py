@@ -5,7 +5,8 @@ takes whatever has queued (group commit), encrypts each event's personal part un
 data key (so the spool never holds personal content in clear), appends the batch to the spool with
 one fsync and wakes the waiting requests. The *drainer* thread moves spooled records to the store
 (audit/log.py) in batches, saves its cursor, and every second lets the sequencer take over new
-administrative events and sign a checkpoint when one is due. It also drains the spool of a process
+administrative events and sign a checkpoint when one is due. With `audit.siem`, a third thread
+streams the log to a SIEM (audit/siem.py). It also drains the spool of a process
 that died (a slot whose lock is free), so a crashed replica's acknowledged events arrive even if
 that replica never comes back.
 
@@ -30,6 +31,7 @@ from ostiary.audit.checkpoint import Signer
 from ostiary.audit.crypto import Keyring, MasterKey, seal
 from ostiary.audit.event import Pending
 from ostiary.audit.log import AuditLog, encode_event, encode_key
+from ostiary.audit.siem import SiemForwarder
 from ostiary.audit.spool import Spool
 from ostiary.config.schema import Audit
 from ostiary.errors import GatewayError
@@ -83,6 +85,7 @@ class AuditTrail:
                             cfg.witness_dir)
         self.spool_dir = spool_dir
         self.spool = Spool.claim(spool_dir, cfg.fsync)
+        self.siem = SiemForwarder(cfg.siem, self.log) if cfg.siem else None
         self._queue: queue.SimpleQueue[tuple[Pending, Future[None] | None] | None] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -95,6 +98,10 @@ class AuditTrail:
     def start(self) -> None:
         for target, name in ((self._write_forever, "audit-writer"), (self._drain_forever, "audit-drainer")):
             t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        if self.siem is not None:
+            t = threading.Thread(target=self.siem.run, args=(self._stop,), name="audit-siem", daemon=True)
             t.start()
             self._threads.append(t)
 

@@ -336,6 +336,14 @@ class Retention(Strict):
                               "shredded a month at a time, by deleting that month's data keys")
 
 
+class Siem(Strict):
+    url: str = Field(pattern=r"^(tcp|tls)://[^\s/:]+:\d{1,5}$", description="tcp://host:port or tls://host:port "
+                     "(syslog over TLS, RFC 5425)")
+    format: Literal["syslog", "cef", "jsonl"] = "syslog"
+    ca_file: Path | None = Field(None, description="CA bundle that signs the receiver's certificate (tls://)")
+    name: str = Field("siem", min_length=1, max_length=100, description="names the delivery cursor")
+
+
 class Audit(Strict):
     """The tamper-evident audit trail (audit/)."""
 
@@ -357,6 +365,8 @@ class Audit(Strict):
     witness_dir: Path | None = Field(None, description="every checkpoint is also written here (a directory a "
                                      "database administrator cannot rewrite)")
     retention: Retention = Retention()
+    siem: Siem | None = Field(None, description="stream every event and checkpoint to a SIEM, at least once, "
+                              "in order; one replica at a time sends (a lease in the store)")
 
 
 class Telemetry(Strict):

@@ -203,6 +203,17 @@ audit_keys = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Streaming exports (SIEM): how far each has delivered, and which replica holds its lease.
+audit_exports = sa.Table(
+    "audit_exports",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("cursor", sa.BigInteger, nullable=False),  # the next event index to send
+    sa.Column("checkpoint_cursor", sa.BigInteger, nullable=False),  # the largest checkpoint size sent
+    sa.Column("owner", sa.String(100), nullable=False),
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=False),
+)
+
 # Legal holds: a subject's pseudonym, or "*" for everything; retention does not shred what is held.
 audit_holds = sa.Table(
     "audit_holds",

@@ -1,4 +1,5 @@
-"""The audit trail: the append-only log, its head, signed checkpoints, data keys, legal holds; feedback;
+"""The audit trail: the append-only log, its head, signed checkpoints, data keys, SIEM export cursors,
+legal holds; feedback;
 the user of a review (so that an erasure finds it).
 
 Revision ID: 0004
@@ -56,6 +57,14 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
+        "audit_exports",
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("cursor", sa.BigInteger, nullable=False),
+        sa.Column("checkpoint_cursor", sa.BigInteger, nullable=False),
+        sa.Column("owner", sa.String(100), nullable=False),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_table(
         "audit_holds",
         sa.Column("subject", sa.String(40), primary_key=True),
         sa.Column("reason", sa.String(500), nullable=False),
@@ -94,5 +103,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("reviews") as batch:
         batch.drop_column("user_id")
-    for table in ("feedback", "audit_holds", "audit_keys", "audit_checkpoints", "audit_head", "audit_log"):
+    for table in ("feedback", "audit_holds", "audit_exports", "audit_keys", "audit_checkpoints", "audit_head", "audit_log"):
         op.drop_table(table)
