@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 
 from ostiary.admin.api import AdminAPI
-from ostiary.audit.event import describe
+from ostiary.audit.event import describe, notice
 from ostiary.audit.feedback import leave as leave_feedback
 from ostiary.audit.stage import AuditStage
 from ostiary.audit.subjects import Subjects
@@ -105,6 +105,7 @@ class Gateway:
         self.limiter: RateLimiter = RedisRateLimiter(cfg.redis_url) if cfg.redis_url else MemoryRateLimiter()
         self._tasks: list[asyncio.Task[None]] = []
         self.runtime = self._build(loaded)
+        self._note_config("config.loaded", version=loaded.version, source=str(config_path or "embedded default"))
         # Registered once a runtime exists: its limits stage warmed what the start needed itself.
         self.keys.followers.append(self._warm_tokenizers)
         self.reloads = 0
@@ -161,10 +162,14 @@ class Gateway:
             loaded = load_file(self.config_path)
         except ConfigError as e:
             log.error("config reload refused, still serving version %s: %s", self.runtime.version, e)
+            # Where the problems are, not what they say: a message may quote a value of the file.
+            self._note_config("config.refused", serving=self.runtime.version, source=str(self.config_path),
+                              problems=[p.split(":", 1)[0] for p in e.problems][:50])
             return False
         if loaded.version == self.runtime.version:
             return False
         old, new = self.runtime.config, loaded.config
+        old_version = self.runtime.version
         if (new.server, new.database_url, new.redis_url, new.identity.key_secret, new.budgets.timezone, new.audit) != (
                 old.server, old.database_url, old.redis_url, old.identity.key_secret, old.budgets.timezone, old.audit):
             log.warning("server settings, database_url, redis_url, identity.key_secret, budgets.timezone or audit "
@@ -173,7 +178,12 @@ class Gateway:
         self.runtime = self._build(loaded)
         self.reloads += 1
         log.info("config version %s loaded from %s", loaded.version, self.config_path)
+        self._note_config("config.loaded", version=loaded.version, previous=old_version, source=str(self.config_path))
         return True
+
+    def _note_config(self, action: str, **fields: object) -> None:
+        if self.audit is not None:
+            self.audit.record_nowait(notice("config", action=action, **fields))
 
     async def ready(self) -> tuple[bool, str]:
         # In a thread: a PostgreSQL round trip must not hold up the requests being served.

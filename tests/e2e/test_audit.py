@@ -185,3 +185,25 @@ def test_feedback_only_from_the_requester_or_its_tenant_admin_and_erased_with_th
     assert [f["comment"] for f in exported["feedback"]] == ["spot on, thanks", None]
     assert json.loads(_cli(cfg, "subjects", "erase", "acme/alice").stdout)["feedback"] == 2
     assert json.loads(_cli(cfg, "subjects", "export", "acme/alice").stdout)["feedback"] == []
+
+
+def test_config_loads_and_refusals_are_events(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    with gateway(cfg, "--no-watch") as (_url, proc):  # only the SIGHUP reloads
+        good = cfg.read_text()
+        cfg.write_text(good + "\nroutes: not-a-list\n")  # duplicate key, wrong type: refused
+        proc.send_signal(signal.SIGHUP)
+        db = cfg.parent / "data" / "ostiary.db"
+
+        def actions() -> list[dict[str, Any]]:
+            with sqlite3.connect(db) as conn:
+                rows = conn.execute("SELECT body FROM audit_log WHERE kind = 'config' ORDER BY seq").fetchall()
+            return [json.loads(r[0]) for r in rows]
+
+        deadline = time.monotonic() + 10
+        while len(actions()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        events = actions()
+    assert [e["action"] for e in events] == ["config.loaded", "config.refused"]
+    assert events[1]["serving"] == events[0]["version"] and events[1]["problems"]
+    assert "not-a-list" not in json.dumps(events)

@@ -81,10 +81,7 @@ class AuditLog:
                 conn.execute(audit_log.insert(), stored)
             note = None
             now = datetime.now(UTC)
-            last = head.checkpoint_at.replace(tzinfo=UTC) if head.checkpoint_at and head.checkpoint_at.tzinfo is None \
-                else head.checkpoint_at
-            due = tree.size - head.checkpoint_size >= self.every or force_checkpoint or (
-                last is None or (now - last).total_seconds() >= self.seconds)
+            due = force_checkpoint or tree.size - head.checkpoint_size >= self.every or self._timed_out(head, now)
             values: dict[str, Any] = {"size": tree.size, "frontier": tree.to_dict()["hashes"],
                                       "admin_cursor": admin_cursor}
             if due and tree.size > head.checkpoint_size:
@@ -119,6 +116,24 @@ class AuditLog:
                 have.add(p["uid"])
                 out.append((p, body))
         return out
+
+    def due(self) -> bool:
+        """Whether an append with no records would do anything (admin events to take over, or a timed
+        checkpoint): read without the lock, so an idle replica does not write every second."""
+        with self.store.engine.connect() as conn:
+            head = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).one()
+            newest = conn.execute(sa.select(sa.func.max(admin_events.c.id))).scalar()
+        if newest is not None and newest > head.admin_cursor:
+            return True
+        return head.size > head.checkpoint_size and self._timed_out(head, datetime.now(UTC))
+
+    def _timed_out(self, head: Any, now: datetime) -> bool:
+        """`checkpoint_seconds` have passed since the last checkpoint (or there is none yet)."""
+        last = head.checkpoint_at
+        if last is None:
+            return True
+        last = last.replace(tzinfo=UTC) if last.tzinfo is None else last  # SQLite keeps no zone: UTC
+        return (now - last).total_seconds() >= self.seconds
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -182,7 +182,8 @@ class AuditTrail:
             try:
                 cursor, n = self._drain(self.spool, cursor)
                 if n == 0 and now >= next_tick:
-                    self.log.append([])
+                    if self.log.due():
+                        self.log.append([])
                     next_tick = now + TICK
                 if now >= next_adopt:
                     self._adopt()
