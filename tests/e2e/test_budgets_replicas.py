@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
+import sys
 import threading
 import time
 from contextlib import ExitStack
@@ -18,9 +20,9 @@ import sqlalchemy as sa
 from ostiary.limits.settings import BudgetRule, Settings
 from ostiary.store import Store
 from ostiary.store.events import CLI
-from ostiary.store.schema import usage
+from ostiary.store.schema import audit_log, usage
 from tests.integration.conftest import pg_database
-from tests.support import drive, gateway, keys, shared_audit_keys
+from tests.support import ROOT, drive, gateway, keys, shared_audit_keys
 
 HELLO = [{"role": "user", "content": "Hello"}]
 PRICE = 1000.0  # USD per million tokens, in and out: a mock answer (8 tokens) costs 0.008 USD
@@ -119,6 +121,15 @@ def _budget_across_replicas(tmp_path: Path, db: str) -> None:
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(sa.func.sum(usage.c.requests), sa.func.sum(usage.c.cost_usd))
                            .where(usage.c.tenant_id == tenant)).one()
+        # Three replicas appended to one audit log: every answer (served or refused) is in it once,
+        # and it verifies.
+        ids = {r.headers["x-request-id"] for r in answers}
+        logged = list(conn.execute(sa.select(audit_log.c.request_id).where(audit_log.c.tenant_id == tenant,
+                                                                             audit_log.c.kind == "request")).scalars())
     store.close()
     hook.server.shutdown()
     assert row[0] == len(ok) and abs(row[1] - spent) < 1e-9, (row, len(ok), spent)
+    assert sorted(logged) == sorted(ids)
+    verified = subprocess.run([sys.executable, "-m", "ostiary", "audit", "verify", "--config", str(cfg)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120, check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
