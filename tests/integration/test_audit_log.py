@@ -323,3 +323,38 @@ def test_audit_log_class_is_usable_without_a_trail(store: Store, tmp_path: Path)
     log = AuditLog(store, Signer.generate("ostiary/audit"), "ostiary/audit", every=1)
     appended = log.append([])
     assert appended.size == 0 and appended.checkpoint is None
+
+
+def test_checkpoints_are_posted_to_a_witness_url(store: Store) -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[str] = []
+
+    class Witness(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.rfile.read(int(self.headers["content-length"])).decode())
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Witness)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    signer = Signer.generate("ostiary/audit")
+    try:
+        log = AuditLog(store, signer, "ostiary/audit", every=1, witness_url=f"http://127.0.0.1:{server.server_port}/")
+        from ostiary.audit.event import notice
+        from ostiary.audit.log import encode_event
+
+        log.append([encode_event(notice("test").envelope)])
+        log.append([encode_event(notice("test").envelope)])
+    finally:
+        server.shutdown()
+    from ostiary.audit.checkpoint import open_note
+
+    assert [open_note(n, [signer.verifier()]).size for n in received] == [1, 2]
+    # A witness that is down does not stop the log.
+    AuditLog(store, signer, "ostiary/audit", every=1, witness_url="http://127.0.0.1:9/").append(
+        [encode_event(notice("test").envelope)])
+    assert log.size() == 3

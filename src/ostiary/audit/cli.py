@@ -107,7 +107,7 @@ def _open(args: argparse.Namespace) -> tuple[Config, AuditLog]:
     a = cfg.audit
     store = Store.open(cfg.database_url, cfg.server.data_dir)
     return cfg, AuditLog(store, load_signer(a, cfg.server.data_dir), a.origin, a.checkpoint_every,
-                         a.checkpoint_seconds, a.witness_dir)
+                         a.checkpoint_seconds, a.witness_dir, a.witness_url)
 
 
 def _guard(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

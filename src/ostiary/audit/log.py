@@ -14,7 +14,9 @@ replays the records whose cursor was not yet saved) are recognised by their uid 
 from __future__ import annotations
 
 import base64
+import logging
 import os
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +32,7 @@ from ostiary.audit.event import Pending, administrative
 from ostiary.store import Store
 from ostiary.store.schema import admin_events, audit_checkpoints, audit_head, audit_keys, audit_log
 
+log = logging.getLogger("ostiary.audit")
 ADMIN_BATCH = 500
 READ_CHUNK = 5000
 
@@ -43,13 +46,14 @@ class Appended:
 
 class AuditLog:
     def __init__(self, store: Store, signer: Signer, origin: str, every: int = 1000, seconds: float = 10.0,
-                 witness_dir: Path | None = None) -> None:
+                 witness_dir: Path | None = None, witness_url: str | None = None) -> None:
         self.store = store
         self.signer = signer
         self.origin = origin
         self.every = every
         self.seconds = seconds
         self.witness_dir = witness_dir
+        self.witness_url = witness_url
 
     # -- appending ----------------------------------------------------------------------------
 
@@ -92,6 +96,8 @@ class AuditLog:
             conn.execute(audit_head.update().where(audit_head.c.id == 1).values(**values))
         if note is not None and self.witness_dir is not None:
             witness(self.witness_dir, tree.size, note)
+        if note is not None and self.witness_url is not None:
+            post_witness(self.witness_url, note)
         return Appended(tree.size, len(stored), note)
 
     def _store_keys(self, conn: sa.Connection, keys: list[dict[str, Any]]) -> None:
@@ -193,6 +199,18 @@ def witness(directory: Path, size: int, note: str) -> None:
         tmp = directory / f".{name}.{os.getpid()}.tmp"
         tmp.write_text(note)
         os.replace(tmp, directory / name)
+
+
+def post_witness(url: str, note: str) -> None:
+    """Send a checkpoint to a remote witness. A failure is logged, not raised: the checkpoint is in
+    the store, and the witness gets the next one (each covers everything before it)."""
+    request = urllib.request.Request(url, data=note.encode(), method="POST",
+                                     headers={"content-type": "text/plain; charset=utf-8"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            answer.read()
+    except (OSError, ValueError) as e:
+        log.warning("the audit witness at %s did not take checkpoint: %s", url, e)
 
 
 def encode_key(kid: str, subject: str, period: str, wrapped: bytes) -> bytes:

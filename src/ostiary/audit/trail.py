@@ -82,7 +82,7 @@ class AuditTrail:
         self.keyring = load_keyring(cfg, data_dir)
         self.signer = load_signer(cfg, data_dir)
         self.log = AuditLog(store, self.signer, cfg.origin, cfg.checkpoint_every, cfg.checkpoint_seconds,
-                            cfg.witness_dir)
+                            cfg.witness_dir, cfg.witness_url)
         self.spool_dir = spool_dir
         self.spool = Spool.claim(spool_dir, cfg.fsync)
         self.siem = SiemForwarder(cfg.siem, self.log) if cfg.siem else None

@@ -364,6 +364,8 @@ class Audit(Strict):
     master_key_env: str | None = Field(None, description="environment variable holding the master key instead")
     witness_dir: Path | None = Field(None, description="every checkpoint is also written here (a directory a "
                                      "database administrator cannot rewrite)")
+    witness_url: str | None = Field(None, pattern=r"^https?://", description="every checkpoint note is also "
+                                    "POSTed here (text/plain), e.g. to a transparency witness or an archive")
     retention: Retention = Retention()
     siem: Siem | None = Field(None, description="stream every event and checkpoint to a SIEM, at least once, "
                               "in order; one replica at a time sends (a lease in the store)")
