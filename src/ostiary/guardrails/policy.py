@@ -37,7 +37,8 @@ def build_scanner(check: Check) -> Scanner:
     if check.scanner == "injection":
         from ostiary.guardrails.injection import InjectionScanner
 
-        return InjectionScanner()
+        # An embedding detector loads its model here, at compile time; a missing extra raises here too.
+        return InjectionScanner(detector=check.detector)
     if check.scanner == "toxicity":
         from ostiary.guardrails.toxicity import ToxicityScanner
 
@@ -45,7 +46,7 @@ def build_scanner(check: Check) -> Scanner:
     if check.scanner == "topics":
         from ostiary.guardrails.topics import TopicScanner
 
-        return TopicScanner(check.terms)
+        return TopicScanner(check.terms, check.examples, check.similarity)
     if check.scanner == "canary":
         from ostiary.guardrails.leaks import CanaryScanner
 
@@ -208,7 +209,8 @@ def compile_policies(cfg: Guardrails, version: str) -> dict[str, Policy]:
 
     def rule(check: Check) -> Rule:
         # Scanners without settings of their own are shared between policies (their weights load once).
-        key = (check.scanner, tuple(check.terms), tuple(check.allow_hosts))
+        key = (check.scanner, tuple(check.terms), tuple(check.allow_hosts), tuple(check.examples), check.similarity,
+               check.detector)
         if key not in built:
             built[key] = build_scanner(check)
         return Rule(check, built[key], frozenset(check.entities) if check.entities else None)
