@@ -207,3 +207,35 @@ def test_config_loads_and_refusals_are_events(tmp_path: Path) -> None:
     assert [e["action"] for e in events] == ["config.loaded", "config.refused"]
     assert events[1]["serving"] == events[0]["version"] and events[1]["problems"]
     assert "not-a-list" not in json.dumps(events)
+
+
+def test_the_event_keeps_the_redacted_prompt_and_the_raw_one_only_when_asked(tmp_path: Path) -> None:
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(f"""
+server: {{data_dir: {tmp_path / 'data'}}}
+guardrails:
+  default: plain
+  routes: {{kept: raw}}
+  policies:
+    plain: {{input: [{{scanner: pii, action: redact}}]}}
+    raw: {{input: [{{scanner: pii, action: redact}}], audit_raw: true}}
+routes:
+  - name: mock-1
+    deployments: [{{provider: mock, model: mock-1}}]
+  - name: kept
+    deployments: [{{provider: mock, model: mock-1}}]
+""")
+    email = "alice.martin@example.org"
+    with gateway(cfg) as (url, _):
+        oa = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+        for model in ("mock-1", "kept"):
+            oa.chat.completions.create(model=model, messages=[{"role": "user", "content": f"write to {email}"}],
+                                       extra_headers={"x-request-id": f"raw-{model}"})
+        _wait_for(cfg, {"raw-mock-1", "raw-kept"})
+    events = {e["request_id"]: e["content"] for e in
+              json.loads(_cli(cfg, "subjects", "export", "default/anonymous").stdout)["events"]}
+    plain, kept = events["raw-mock-1"], events["raw-kept"]
+    assert plain["request"]["messages"][0]["content"] == "write to <EMAIL_1>" and plain["raw_request"] is None
+    assert kept["request"]["messages"][0]["content"] == "write to <EMAIL_1>"
+    assert kept["raw_request"]["messages"][0]["content"] == f"write to {email}"
+    assert email not in json.dumps(_stored(cfg))  # encrypted, as all content

@@ -117,7 +117,7 @@ def test_metrics_count_the_request_and_the_trace_id_goes_everywhere(public: tupl
     assert tokens_in == answer.usage.prompt_tokens + streamed.prompt_tokens
     assert tokens_out == answer.usage.completion_tokens + streamed.completion_tokens
     assert 'ostiary_breaker_state{deployment="gpt-dep"} 0.0' in after
-    assert "ostiary_audit_queue_depth" in after and "ostiary_audit_lag_seconds" in after
+    assert "ostiary_audit_queue_bytes" in after and "ostiary_audit_lag_seconds" in after
     assert "# TYPE ostiary_cache_hits_total counter" in after
 
     assert audited(db, "metrics-e2e-1")["trace_id"] == TRACE

@@ -47,7 +47,7 @@ def _call(n: int, user: str = "alice", tenant: str = "acme") -> Call:
 @pytest.fixture
 def trail(store: Store, tmp_path: Path) -> Iterator[AuditTrail]:
     cfg = Audit(checkpoint_every=4, checkpoint_seconds=3600, witness_dir=tmp_path / "witness")
-    t = AuditTrail(cfg, store, tmp_path / "data")
+    t = AuditTrail(cfg, store, tmp_path / "data", drainer_process=False)
     t.start()
     yield t
     t.close()
@@ -57,7 +57,7 @@ def _fill(trail: AuditTrail, n: int, user: str = "alice", start: int = 0) -> Non
     for i in range(start, start + n):
         answer = {"content": f"answer {i} for {user}", "tool_calls": None}
         trail.record_sync(describe(_call(i, user), 200, None, answer, time.perf_counter()))
-    trail.flush()
+        trail.flush()  # one drain per event: checkpoints fall where `checkpoint_every` says
     trail.log.append([], force_checkpoint=True)
 
 
@@ -89,7 +89,7 @@ def test_events_are_appended_in_order_and_verify(trail: AuditTrail, store: Store
     _fill(trail, 10)
     report = _verify(trail)
     assert report.ok, report.problems
-    # Checkpoints come per drained batch once 4 events have passed, and the last one was forced.
+    # Checkpoints at 1 (the first drain), every 4 events after it, and the forced last one.
     assert report.size == 10 and report.checkpoints >= 2 and report.witnessed == report.checkpoints
     assert trail.log.latest_checkpoint().size == 10  # type: ignore[union-attr]
     event = orjson.loads(_body(store, 3))
@@ -194,7 +194,7 @@ def test_evidence_bundle_checks_offline_and_fails_when_altered(trail: AuditTrail
 def test_two_writers_append_to_one_log_without_forking_it(store: Store, tmp_path: Path) -> None:
     cfg = Audit(checkpoint_every=16, checkpoint_seconds=3600)
     # Two processes' worth of writers: each its own engine, spool and keys file set (shared keys).
-    trails = [AuditTrail(cfg, Store(store.url), tmp_path / "shared") for _ in range(2)]
+    trails = [AuditTrail(cfg, Store(store.url), tmp_path / "shared", drainer_process=False) for _ in range(2)]
     for t in trails:
         t.start()
     try:
@@ -219,7 +219,6 @@ def test_two_writers_append_to_one_log_without_forking_it(store: Store, tmp_path
     finally:
         for t in trails:
             t.close()
-            t.log.store.close()
 
 
 def test_a_replayed_spool_stores_each_event_once(trail: AuditTrail) -> None:

@@ -228,12 +228,12 @@ def test_breakers_and_audit_queue_read_at_scrape_time() -> None:
     assert value(m, "ostiary_breaker_state", deployment="dep-m") == 2
     assert value(m, "ostiary_breaker_state", deployment="dep-fb") == 0
     assert value(m, "ostiary_deployment_in_flight", deployment="dep-m") == 2
-    assert value(m, "ostiary_audit_queue_depth") == 3
+    assert value(m, "ostiary_audit_queue_bytes") == 3
     assert value(m, "ostiary_audit_lag_seconds") == 0.25
     health["dep-fb"]["breaker"] = "half_open"
     lag[0] = (0, 0.01)
     assert value(m, "ostiary_breaker_state", deployment="dep-fb") == 1
-    assert value(m, "ostiary_audit_queue_depth") == 0
+    assert value(m, "ostiary_audit_queue_bytes") == 0
 
 
 def test_registries_are_per_gateway() -> None:

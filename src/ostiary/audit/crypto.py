@@ -26,7 +26,7 @@ import hmac
 import os
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -105,6 +105,10 @@ class DataKey:
     subject: str  # the pseudonym
     period: str  # "2026-11"
     key: bytes
+    aead: AESGCM = field(init=False, repr=False, compare=False)  # built once: events reuse it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "aead", AESGCM(self.key))
 
 
 class Keyring:
@@ -172,7 +176,7 @@ def seal(key: DataKey, content: dict[str, Any], binding: bytes) -> dict[str, str
     """Encrypt `content` (JSON) under `key`; `binding` (the event's uid) is authenticated with it so
     that a ciphertext cannot be moved to another event."""
     nonce = os.urandom(12)
-    ct = AESGCM(key.key).encrypt(nonce, orjson.dumps(content), binding)
+    ct = key.aead.encrypt(nonce, orjson.dumps(content), binding)
     return {"kid": key.kid, "ct": base64.b64encode(nonce + ct).decode()}
 
 

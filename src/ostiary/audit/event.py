@@ -14,6 +14,7 @@ events cannot pass for each other.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,8 +34,14 @@ class Pending:
     personal: dict[str, Any] | None
 
 
+# A uid is 64 random bits drawn once per process and a 64-bit counter: unique across replicas and
+# restarts without a system call per event.
+_PREFIX = os.urandom(8).hex()
+_COUNTER = itertools.count()
+
+
 def new_uid() -> str:
-    return os.urandom(16).hex()
+    return f"{_PREFIX}{next(_COUNTER):016x}"
 
 
 def describe(call: Call, status: int, error: tuple[str, str] | None, answer: dict[str, Any] | None,
@@ -78,6 +85,7 @@ def describe(call: Call, status: int, error: tuple[str, str] | None, answer: dic
         "subject": p.subject if p is not None and p.kind != "key" else None,
         "ip": call.client_ip or None,
         "request": _request(call.body),
+        "raw_request": _cut(call.raw_request) if call.raw_request is not None else None,
         "answer": _conceal(call, answer) if answer else None,
     }
     return Pending(envelope, subject, personal)

@@ -73,16 +73,20 @@ class AuditLog:
             admin_cursor = admin[-1]["id"] if admin else head.admin_cursor
             rows += [_encode(administrative(dict(r))) for r in admin]
             stored = []
+            sqlite = conn.dialect.name == "sqlite"
             for parsed, body in rows:
                 seq = tree.size
                 data = b'{"seq":%d,' % seq + body[1:]
                 leaf = tree.append_data(data)
-                stored.append({"seq": seq, "uid": parsed["uid"], "at": _when(parsed["at"]), "kind": parsed["kind"],
-                               "request_id": _clip(parsed.get("request_id"), 200),
-                               "tenant_id": _clip(parsed.get("tenant"), 64), "subject": parsed.get("subject"),
-                               "body": data.decode(), "leaf": leaf.hex()})
+                at = parsed["at"]
+                stored.append((seq, parsed["uid"], _sqlite_time(at) if sqlite else at, parsed["kind"],
+                               _clip(parsed.get("request_id"), 200), _clip(parsed.get("tenant"), 64),
+                               parsed.get("subject"), data.decode(), leaf.hex()))
             if stored:
-                conn.execute(audit_log.insert(), stored)
+                # The driver's executemany directly: the rows are plain values already, and going
+                # through the ORM-free Core path still cost ~30 us of Python per row here.
+                mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+                conn.exec_driver_sql(f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join([mark] * 9)})", stored)
             note = None
             now = datetime.now(UTC)
             due = force_checkpoint or tree.size - head.checkpoint_size >= self.every or self._timed_out(head, now)
@@ -224,6 +228,15 @@ def encode_event(envelope: dict[str, Any]) -> bytes:
 
 def _encode(p: Pending) -> tuple[dict[str, Any], bytes]:
     return p.envelope, orjson.dumps(p.envelope)
+
+
+_COLUMNS = "seq, uid, at, kind, request_id, tenant_id, subject, body, leaf"
+
+
+def _sqlite_time(iso: str) -> str:
+    """An event's UTC time ("2026-11-28T19:35:58.324247+00:00") as SQLAlchemy stores times in SQLite."""
+    return f"{iso[:10]} {iso[11:26]}" if len(iso) >= 26 and iso.endswith("+00:00") else \
+        datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _when(iso: str) -> datetime:

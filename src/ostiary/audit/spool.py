@@ -81,6 +81,11 @@ class Spool:
 
     def append(self, records: list[bytes]) -> None:
         """Write the records and make them durable (one fsync for the batch)."""
+        self.write(records)
+        self.sync()
+
+    def write(self, records: list[bytes]) -> None:
+        """Write the records (to the page cache: `sync` makes them durable)."""
         if self._fd is None or self._size >= SEGMENT_BYTES:
             self._rotate()
         assert self._fd is not None
@@ -90,11 +95,20 @@ class Spool:
             n = os.write(self._fd, view)
             view = view[n:]
         self._size += len(data)
-        if self.fsync:
-            os.fdatasync(self._fd)
+
+    def sync(self, fd: int | None = None) -> None:
+        """fdatasync what was written (of `fd`, a segment's descriptor taken before a rotation)."""
+        fd = self._fd if fd is None else fd
+        if self.fsync and fd is not None:
+            os.fdatasync(fd)
+
+    def position(self) -> Cursor:
+        """Where the next record will be written (the end of what was written so far)."""
+        return Cursor(self._segment, self._size) if self._fd is not None else self.cursor()
 
     def _rotate(self) -> None:
         if self._fd is not None:
+            self.sync()  # what was written to the old segment is durable before it is let go
             os.close(self._fd)
         segments = self._segments()
         self._segment = (segments[-1] + 1) if segments else max(self.cursor().segment, 0)
@@ -138,7 +152,7 @@ class Spool:
             os.fsync(f.fileno())
         os.replace(tmp, self.path / "cursor")
         for seg in self._segments():
-            if seg < cursor.segment and seg != self._segment:
+            if seg < cursor.segment and not (self._fd is not None and seg == self._segment):
                 self._file(seg).unlink(missing_ok=True)
 
     def pending_bytes(self) -> int:

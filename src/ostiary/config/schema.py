@@ -294,6 +294,8 @@ class GuardrailPolicy(Strict):
     restore: bool = Field(True, description="put values redacted from the prompt back into the answer")
     timeout_ms: float = Field(50.0, gt=0, description="a scanner slower than this counts as failed")
     max_chars: int = Field(1_000_000, ge=1, description="longer texts count as a failed scan (fail-closed)")
+    audit_raw: bool = Field(False, description="also keep the prompt as sent, before redaction, in the audit "
+                            "event (encrypted under the data subject's key like all content)")
 
     @field_validator("output")
     @classmethod

@@ -12,6 +12,7 @@ the request until a reviewer approves it (403 if denied or not reviewed in time)
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -59,6 +60,8 @@ class GuardrailsStage:
             await next(call)
             return
         vault = Vault()
+        if policy.settings.audit_raw:
+            call.raw_request = copy.deepcopy({k: call.body[k] for k in ("messages", "input") if k in call.body})
         verdicts: list[dict[str, Any]] = call.decisions.setdefault("guardrails", [])
         held = self.scan_input(call, policy, vault, verdicts)
         for v, text, record in held:

@@ -53,6 +53,9 @@ class Call:
     # Set by the guardrails when they restore redacted values in the answer: puts the placeholders
     # back, so that the audit record keeps the redacted form of the answer as it does of the prompt.
     conceal: Callable[[str], str] | None = field(default=None, repr=False)
+    # The prompt as the client sent it, kept only when a guardrail policy says `audit_raw` (it then
+    # goes, encrypted, into the audit event beside the redacted form).
+    raw_request: Any = field(default=None, repr=False)
 
     @property
     def kind(self) -> Literal["chat", "embeddings"]:

@@ -203,7 +203,7 @@ class StateCollector(Collector):
         yield in_flight
         if self.lag is not None:
             depth, lag = self.lag
-            yield GaugeMetricFamily("ostiary_audit_queue_depth", "Audit events acknowledged (spooled) and not "
-                                    "yet in the store", value=depth)
+            yield GaugeMetricFamily("ostiary_audit_queue_bytes", "Bytes of audit records acknowledged (spooled) "
+                                    "and not yet in the store", value=depth)
             yield GaugeMetricFamily("ostiary_audit_lag_seconds", "Seconds since the audit drainer last "
                                     "succeeded", value=lag)
