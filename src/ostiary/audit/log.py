@@ -58,7 +58,7 @@ class AuditLog:
     # -- appending ----------------------------------------------------------------------------
 
     def append(self, records: list[bytes], force_checkpoint: bool = False) -> Appended:
-        """Store spool records (b"k" + key JSON, b"e" + event JSON) in order, with any pending
+        """Store spool records (b"k" + key JSON, b"e" + header + newline + event JSON) in order, with any pending
         administrative events, and a checkpoint if one is due."""
         keys = [orjson.loads(r[1:]) for r in records if r[:1] == b"k"]
         events = [r[1:] for r in records if r[:1] == b"e"]
@@ -116,7 +116,11 @@ class AuditLog:
             conn.execute(audit_keys.insert(), new)
 
     def _new_rows(self, conn: sa.Connection, events: list[bytes]) -> list[tuple[dict[str, Any], bytes]]:
-        parsed = [(orjson.loads(body), body) for body in events]
+        parsed = []
+        for record in events:
+            # The header line carries the columns, so the body (mostly ciphertext) is never parsed here.
+            head, _, body = record.partition(b"\n")
+            parsed.append((orjson.loads(head), body))
         uids = [p["uid"] for p, _ in parsed]
         have = set(conn.execute(sa.select(audit_log.c.uid).where(audit_log.c.uid.in_(uids))).scalars()) \
             if uids else set()
@@ -222,8 +226,13 @@ def encode_key(kid: str, subject: str, period: str, wrapped: bytes) -> bytes:
                                 "wrapped": base64.b64encode(wrapped).decode(), "at": datetime.now(UTC).isoformat()})
 
 
+_HEADER = ("uid", "at", "kind", "request_id", "tenant", "subject")
+
+
 def encode_event(envelope: dict[str, Any]) -> bytes:
-    return b"e" + orjson.dumps(envelope)
+    """A spool record: "e", a header line with the columns the store indexes, the event's JSON."""
+    header = {k: envelope.get(k) for k in _HEADER}
+    return b"e" + orjson.dumps(header) + b"\n" + orjson.dumps(envelope)
 
 
 def _encode(p: Pending) -> tuple[dict[str, Any], bytes]:
