@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from ostiary.pipeline.call import Call
 
 MAX_TEXT = 256 * 1024  # characters of one prompt or answer kept in an event; longer ones are cut, and say so
@@ -164,12 +166,22 @@ def _conceal(call: Call, answer: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cut(value: Any) -> Any:
+    """`value` with every string longer than MAX_TEXT cut (a copy only when one is)."""
+    try:
+        if isinstance(value, (list, dict)) and len(orjson.dumps(value)) <= MAX_TEXT:
+            return value  # its serialisation is shorter than the limit, so is every string in it
+    except orjson.JSONEncodeError:
+        pass
+    return _cut_all(value)
+
+
+def _cut_all(value: Any) -> Any:
     if isinstance(value, str):
         return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + f" [cut: {len(value)} characters]"
     if isinstance(value, list):
-        return [_cut(v) for v in value]
+        return [_cut_all(v) for v in value]
     if isinstance(value, dict):
-        return {k: _cut(v) for k, v in value.items()}
+        return {k: _cut_all(v) for k, v in value.items()}
     return value
 
 
