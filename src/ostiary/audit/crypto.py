@@ -121,13 +121,20 @@ class Keyring:
     def __init__(self, wrapper: KeyWrapper) -> None:
         self.wrapper = wrapper
         self._pseudonym_key = wrapper.derive(b"subject-pseudonym")
+        self._pseudonyms: dict[str, str] = {}
         self._current: dict[tuple[str, str], DataKey] = {}
         self._known: dict[str, bytes] = {}
         self._fresh: list[DataKey] = []
         self._lock = threading.Lock()
 
     def pseudonym(self, subject: str) -> str:
-        return hmac.new(self._pseudonym_key, subject.encode(), hashlib.sha256).hexdigest()[:32]
+        known = self._pseudonyms.get(subject)
+        if known is None:
+            if len(self._pseudonyms) >= 100_000:  # bounded: a cache, not a directory of subjects
+                self._pseudonyms.clear()
+            known = self._pseudonyms[subject] = hmac.new(self._pseudonym_key, subject.encode(),
+                                                         hashlib.sha256).hexdigest()[:32]
+        return known
 
     def key_for(self, pseudonym: str, period: str) -> DataKey:
         with self._lock:
