@@ -1,4 +1,4 @@
-"""The `ostiary` command: serve, config check, keys, audit, subjects, mock-upstream."""
+"""The `ostiary` command: serve, config check, keys, audit, subjects, prompts, mock-upstream."""
 
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     from ostiary.audit.cli import add_parser as add_audit
 
     add_audit(sub)
+
+    from ostiary.llmops.cli import add_parser as add_prompts
+
+    add_prompts(sub)
 
     p = sub.add_parser("mock-upstream", help="run a fake OpenAI/Anthropic upstream for tests and benchmarks")
     from ostiary.mockup.server import add_arguments

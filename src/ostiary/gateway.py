@@ -36,6 +36,7 @@ from ostiary.limits.book import Book
 from ostiary.limits.meter import UsageMeter
 from ostiary.limits.rate import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from ostiary.limits.stage import LimitsStage
+from ostiary.llmops.prompts import Prompts
 from ostiary.pipeline.call import Call
 from ostiary.pipeline.stage import Handler, Stage, compose
 from ostiary.providers.anthropic import AnthropicProvider
@@ -91,13 +92,16 @@ class Gateway:
         self.keys.load()
         self.meter = UsageMeter(self.store)
         self.reviews = Reviews(self.store)
+        self.prompts = Prompts(self.store)
+        self.prompts.load()
+        self.keys.followers.append(self.prompts.load)  # a new version or a moved label, on any replica
         # The trail's files and keys are chosen at start (like the store): a change needs a restart.
         self.audit = AuditTrail(cfg.audit, self.store, cfg.server.data_dir) if cfg.audit.enabled else None
         self.subjects = subjects = Subjects(self.audit.log, self.audit.keyring) if self.audit else None
         if self.audit is not None:
             # An erasure or a retention run on any replica deletes data keys: drop the cached ones.
             self.keys.followers.append(self.audit.keyring.forget)
-        self.admin = AdminAPI(key_service, subjects, tuple(cfg.audit.verifier_keys))
+        self.admin = AdminAPI(key_service, subjects, tuple(cfg.audit.verifier_keys), self.prompts)
         # Metrics outlive reloads; the OTLP exporter is chosen at start (a missing 'otel' extra fails here).
         self.telemetry = Telemetry(cfg.telemetry, self.health.snapshot, self.audit.lag if self.audit else None)
         self.alerts = BudgetAlerts(cfg.budgets, self.pool)

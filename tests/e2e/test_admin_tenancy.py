@@ -98,6 +98,8 @@ def test_openapi_lists_every_endpoint_with_its_request_schema(env: Env) -> None:
         ("/admin/v1/audit/verify", "post"), ("/admin/v1/subjects/erase/{subject}", "post"),
         ("/admin/v1/subjects/export/{subject}", "get"), ("/admin/v1/subjects/hold/{subject}", "post"),
         ("/admin/v1/subjects/hold/{subject}", "delete"),
+        ("/admin/v1/prompts", "get"), ("/admin/v1/prompts/{ref}", "get"),
+        ("/admin/v1/prompts/{name}/versions", "post"), ("/admin/v1/prompts/{name}/labels/{label}", "put"),
     }
     assert listed == expected == {(r.openapi_path, r.method.lower()) for r in ROUTES}
     schemas = doc["components"]["schemas"]

@@ -1,5 +1,5 @@
 """The admin REST API under /admin/v1: keys, tenants, users, budgets, limits, usage, events,
-guardrail reviews, the audit trail and data subjects.
+guardrail reviews, the audit trail, data subjects and prompts.
 
 Framework-free: the server hands over (method, path, query, body, principal) and sends back what
 `AdminAPI.handle` returns. The endpoints live in one module per subject (admin/keys.py,
@@ -20,6 +20,7 @@ from ostiary.admin.audit import ROUTES as AUDIT_ROUTES
 from ostiary.admin.budgets import ROUTES as BUDGET_ROUTES
 from ostiary.admin.keys import ROUTES as KEY_ROUTES
 from ostiary.admin.openapi import document
+from ostiary.admin.prompts import ROUTES as PROMPT_ROUTES
 from ostiary.admin.reviews import ROUTES as REVIEW_ROUTES
 from ostiary.admin.routing import READERS, Request, Route, parse_query
 from ostiary.admin.tenants import ROUTES as TENANT_ROUTES
@@ -35,6 +36,7 @@ from ostiary.identity.principal import Principal
 from ostiary.limits import settings
 from ostiary.limits.reports import ReportError
 from ostiary.limits.settings import Settings
+from ostiary.llmops.prompts import PromptError, Prompts
 from ostiary.store import Store
 
 PREFIX = "/admin/v1/"
@@ -50,6 +52,7 @@ class Services:
     store: Store
     reviews: Reviews
     subjects: Subjects | None  # None: the audit trail is disabled
+    prompts: Prompts
     verifier_keys: tuple[str, ...] = ()
 
 
@@ -58,17 +61,18 @@ async def _openapi(svc: Services, req: Request) -> tuple[int, Any]:
 
 
 ROUTES: tuple[Route, ...] = (
-    *KEY_ROUTES, *TENANT_ROUTES, *BUDGET_ROUTES, *USAGE_ROUTES, *REVIEW_ROUTES, *AUDIT_ROUTES,
+    *KEY_ROUTES, *TENANT_ROUTES, *BUDGET_ROUTES, *USAGE_ROUTES, *REVIEW_ROUTES, *AUDIT_ROUTES, *PROMPT_ROUTES,
     Route("GET", "/openapi.json", _openapi, "This document", roles=READERS, returns="the OpenAPI document"),
 )
 OPENAPI = document(ROUTES)
 
 
 class AdminAPI:
-    def __init__(self, keys: KeyService, subjects: Subjects | None = None, verifier_keys: tuple[str, ...] = ()) -> None:
+    def __init__(self, keys: KeyService, subjects: Subjects | None = None, verifier_keys: tuple[str, ...] = (),
+                 prompts: Prompts | None = None) -> None:
         store = keys.store
         self.services = Services(keys, Directory(store), Settings(store), store, Reviews(store), subjects,
-                                 verifier_keys)
+                                 prompts or Prompts(store), verifier_keys)
 
     async def handle(self, method: str, path: str, query: str, body: bytes,
                      principal: Principal) -> tuple[int, Any]:
@@ -94,6 +98,10 @@ class AdminAPI:
             if e.conflict:
                 raise GatewayError(str(e), status=409, type="invalid_request_error", code="conflict") from None
             raise InvalidRequest(str(e), param="subject") from None
+        except PromptError as e:
+            if e.missing:
+                raise NotFound(str(e), param=e.param, code="prompt_not_found") from None
+            raise InvalidRequest(str(e), param=e.param) from None
         except BundleError as e:
             raise GatewayError(str(e), status=409, type="invalid_request_error", code="not_checkpointed") from None
         except ReviewError as e:

@@ -69,6 +69,7 @@ def describe(call: Call, status: int, error: tuple[str, str] | None, answer: dic
         "attempts": [{"route": a.route, "deployment": a.deployment, "ms": round(a.duration * 1000, 2),
                       "status": a.status, "outcome": a.outcome, "error": a.error} for a in call.attempts],
         "config_version": call.config_version,
+        "prompt": call.decisions.get("prompt"),
         "policies": sorted({f"{v['policy']}@{v['version']}" for v in verdicts}),
         "guardrails": verdicts,
         "authorization": call.decisions.get("authorization"),

@@ -15,9 +15,10 @@ from typing import Any
 
 import orjson
 
-from ostiary.errors import GatewayError, NotFound
+from ostiary.errors import GatewayError, InvalidRequest, NotFound
 from ostiary.gateway import Gateway, Runtime, model_card
 from ostiary.guardrails.service import scan as scan_service
+from ostiary.llmops.prompts import PromptError
 from ostiary.pipeline.call import Api, Call, close_stream
 from ostiary.server.io import (
     ClientGone,
@@ -132,7 +133,10 @@ class App:
 
     def _call(self, rt: Runtime, api: Api, body: dict[str, Any], rid: str, client_ip: str) -> Call:
         limit = rt.config.server.max_messages
+        prompt = None
         if api == "openai.chat":
+            if "prompt" in body or "variables" in body:
+                prompt = self._render(body)
             req = check_chat(body, max_messages=limit)
             stream = bool(req.stream)
         elif api == "openai.embeddings":
@@ -142,8 +146,31 @@ class App:
             check_messages(body, max_messages=limit)
             stream = bool(body.get("stream"))
             body = anthropic_request_to_openai(body)
-        return Call(id=rid, api=api, body=body, model=body["model"], stream=stream,
+        call = Call(id=rid, api=api, body=body, model=body["model"], stream=stream,
                     config_version=rt.version, client_ip=client_ip)
+        if prompt is not None:
+            call.decisions["prompt"] = prompt
+        return call
+
+    def _render(self, body: dict[str, Any]) -> str:
+        """Replace `prompt` and `variables` by the rendered template's messages (before the request's
+        own) and the version's parameters the request did not set; the `NAME@VERSION` rendered."""
+        ref, variables = body.pop("prompt", None), body.pop("variables", None)
+        if ref is None:
+            raise InvalidRequest("variables are only allowed with prompt", param="variables")
+        try:
+            rendered = self.gateway.prompts.snapshot.render(ref, variables)
+        except PromptError as e:
+            if e.missing:
+                raise NotFound(str(e), param=e.param, code="prompt_not_found") from None
+            raise InvalidRequest(str(e), param=e.param) from None
+        extra = body.get("messages")
+        if extra is not None and not isinstance(extra, list):
+            raise InvalidRequest("messages must be a list", param="messages")
+        body["messages"] = [*rendered.messages, *(extra or [])]
+        for name, value in rendered.params.items():
+            body.setdefault(name, value)
+        return rendered.ref
 
     async def _serve(self, rt: Runtime, call: Call, receive: Any, send: Any, headers: Headers) -> None:
         # ASGI servers report a vanished client through receive(), not by failing a send, so the

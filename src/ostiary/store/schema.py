@@ -238,3 +238,25 @@ feedback = sa.Table(
     sa.Column("comment", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# The prompt registry (llmops/prompts.py): versions never change; labels point at one version.
+prompt_versions = sa.Table(
+    "prompt_versions",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("template", sa.JSON, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),  # sha256 of the template as stored
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+)
+
+prompt_labels = sa.Table(
+    "prompt_labels",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("label", sa.String(100), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+)

@@ -1,0 +1,1 @@
+"""LLMOps: the prompt registry (and, later, releases, evaluations and red-team runs)."""

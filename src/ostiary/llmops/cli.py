@@ -1,0 +1,84 @@
+"""`ostiary prompts ...`: create versions, move labels, list, show and render prompts, on the
+configured store (the gateways pick the change up within their refresh interval)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from ostiary.config.load import ConfigError, load_default, load_file
+from ostiary.llmops.prompts import PromptError, Prompts, parse_template
+from ostiary.store import Store
+from ostiary.store.events import CLI
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("prompts", help="the prompt registry: versions and labels")
+    psub = p.add_subparsers(dest="prompts_command", required=True)
+
+    def cmd(name: str, help: str, run: Callable[[argparse.Namespace, Prompts], object]) -> argparse.ArgumentParser:
+        c = psub.add_parser(name, help=help)
+        c.add_argument("--config", type=Path)
+        c.set_defaults(run=lambda args: _run(args, run))
+        return c
+
+    c = cmd("create", "add a version (YAML or JSON: messages, variables, params)", _create)
+    c.add_argument("name")
+    c.add_argument("--file", type=Path, required=True)
+    c.add_argument("--label", action="append", default=[], help="also point these labels at the new version")
+    cmd("list", "prompts with their latest version and labels", lambda args, reg: reg.list())
+    c = cmd("show", "one version (NAME, NAME@LABEL or NAME@VERSION)", _show)
+    c.add_argument("ref")
+    c = cmd("label", "point a label at a version (a deployment; pointing it back is the rollback)", _label)
+    c.add_argument("name")
+    c.add_argument("label")
+    c.add_argument("version", type=int)
+    c = cmd("render", "render a version with variables, as a request would", _render)
+    c.add_argument("ref")
+    c.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="a string variable")
+    c.add_argument("--vars", help="variables as a JSON object")
+
+
+def _run(args: argparse.Namespace, act: Callable[[argparse.Namespace, Prompts], object]) -> int:
+    try:
+        loaded = load_file(args.config) if args.config else load_default()
+        store = Store.open(loaded.config.database_url, loaded.config.server.data_dir)
+        registry = Prompts(store)
+        registry.load()
+        print(json.dumps(act(args, registry), indent=2, ensure_ascii=False))
+        store.close()
+        return 0
+    except (ConfigError, PromptError, OSError, ValueError, yaml.YAMLError) as e:
+        print(f"ostiary: {e}", file=sys.stderr)
+        return 1
+
+
+def _create(args: argparse.Namespace, registry: Prompts) -> object:
+    version = registry.create(args.name, parse_template(yaml.safe_load(args.file.read_text())), CLI)
+    labels = [registry.label(args.name, label, version.version, CLI) for label in args.label]
+    return {**version.public(), "labels": [entry["label"] for entry in labels]}
+
+
+def _show(args: argparse.Namespace, registry: Prompts) -> object:
+    version, label = registry.snapshot.resolve(args.ref)
+    return {**version.public(), "label": label}
+
+
+def _label(args: argparse.Namespace, registry: Prompts) -> object:
+    return registry.label(args.name, args.label, args.version, CLI)
+
+
+def _render(args: argparse.Namespace, registry: Prompts) -> object:
+    variables = json.loads(args.vars) if args.vars else {}
+    for item in args.var:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--var {item!r} must be NAME=VALUE")
+        variables[name] = value
+    rendered = registry.snapshot.render(args.ref, variables)
+    return {"prompt": rendered.ref, "label": rendered.label, "messages": rendered.messages, "params": rendered.params}
