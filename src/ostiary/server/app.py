@@ -192,7 +192,9 @@ class App:
         if call.api == "anthropic.messages":
             result = openai_response_to_anthropic(result, call.model)
         call.status = 200
-        await send_json(send, 200, orjson.dumps(result), headers + call.response_headers)
+        cost = call.decisions.get("cost_usd")
+        priced = [(b"x-ostiary-cost-usd", f"{cost:.8f}".encode())] if isinstance(cost, float | int) else []
+        await send_json(send, 200, orjson.dumps(result), headers + call.response_headers + priced)
 
     async def _stream(self, call: Call, batches: AsyncIterator[list[dict[str, Any]]], send: Any,
                       headers: Headers) -> None:

@@ -260,3 +260,17 @@ prompt_labels = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_by", sa.String(200), nullable=False),
 )
+
+# Evaluation runs (llmops/evaluate.py): the gate's verdict per suite, target and dataset.
+eval_runs = sa.Table(
+    "eval_runs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("suite", sa.String(200), nullable=False, index=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("target", sa.JSON, nullable=False),  # route, prompt (and the version it resolved to)
+    sa.Column("dataset_sha256", sa.String(64), nullable=False),
+    sa.Column("summary", sa.JSON, nullable=False),  # per assertion: mean, interval, threshold, pass; signatures
+    sa.Column("created_by", sa.String(200), nullable=False),
+)

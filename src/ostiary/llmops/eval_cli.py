@@ -1,0 +1,166 @@
+"""`ostiary eval run SUITE.yaml`: run a suite through a gateway, print the gate, store the run.
+
+The run goes through a running gateway (`--url`, a key from `--key-env`), so what is measured is what
+users get: routing, guardrails and the prompt registry included. The run is stored (`eval_runs`)
+and recorded in the audit trail as an administrative event (suite, target, dataset hash, seed,
+metric signatures, verdict). Exit code: 0 the gate passed, 1 it failed, 2 the suite or the
+gateway could not be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from ostiary.config.load import ConfigError, load_default, load_file
+from ostiary.llmops.evaluate import Answer, Suite, SuiteError, load_suite, run, signatures
+from ostiary.llmops.reports import write_html, write_json, write_junit
+from ostiary.store import Store
+from ostiary.store.events import CLI, record_by
+from ostiary.store.schema import eval_runs
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("eval", help="evaluation suites: run one through the gateway and gate on it")
+    esub = p.add_subparsers(dest="eval_command", required=True)
+    c = esub.add_parser("run", help="run a suite; exit 1 when its gate fails")
+    c.add_argument("suite", type=Path)
+    c.add_argument("--url", default="http://127.0.0.1:4000", help="the gateway")
+    c.add_argument("--key-env", default="OSTIARY_KEY", help="environment variable holding the API key")
+    c.add_argument("--baseline", help="a stored run id to compare with, or 'last' (the suite's last passing run)")
+    c.add_argument("--json", type=Path, dest="json_out")
+    c.add_argument("--junit", type=Path)
+    c.add_argument("--html", type=Path)
+    c.add_argument("--config", type=Path, help="config file: the store where runs are kept")
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        suite, rows, digest = load_suite(args.suite)
+        loaded = load_file(args.config) if args.config else load_default()
+        store = Store.open(loaded.config.database_url, loaded.config.server.data_dir)
+    except (SuiteError, ConfigError, OSError) as e:
+        print(f"ostiary: {e}", file=sys.stderr)
+        return 2
+    try:
+        baseline = _baseline(store, suite.name, args.baseline) if args.baseline else None
+        key = os.environ.get(args.key_env, "none")
+        client = httpx.Client(base_url=args.url.rstrip("/"), timeout=suite.timeout,
+                              headers={"authorization": f"Bearer {key}"})
+        bar = _Progress(len(rows) * suite.repeats, enabled=not args.no_progress)
+        started = datetime.now(UTC)
+        t0 = time.monotonic()
+        results, items = run(suite, rows, lambda body: _call(client, body), baseline, bar.advance)
+        bar.close()
+        client.close()
+        if all(i["error"] for i in items):
+            print(f"ostiary: every call failed, e.g.: {items[0]['error']}", file=sys.stderr)
+            return 2
+        report = _report(suite, rows, digest, results, items, started, time.monotonic() - t0)
+        _store(store, report, started)
+    except (SuiteError, httpx.HTTPError, ValueError) as e:
+        print(f"ostiary: {e}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    for writer, path in ((write_json, args.json_out), (write_junit, args.junit), (write_html, args.html)):
+        if path is not None:
+            writer(path, report)
+    _print(report)
+    return 0 if report["passed"] else 1
+
+
+def _call(client: httpx.Client, body: dict[str, Any]) -> Answer:
+    t0 = time.perf_counter()
+    try:
+        r = client.post("/v1/chat/completions", json=body)
+    except httpx.HTTPError as e:
+        return Answer("", (time.perf_counter() - t0) * 1000, None, f"{e.__class__.__name__}: {e}")
+    ms = (time.perf_counter() - t0) * 1000
+    if r.status_code != 200:
+        try:
+            message = r.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = r.text[:200]
+        return Answer("", ms, None, f"HTTP {r.status_code}: {message}")
+    data = r.json()
+    content = ((data.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
+    cost = r.headers.get("x-ostiary-cost-usd")
+    return Answer(content, ms, float(cost) if cost is not None else None)
+
+
+def _baseline(store: Store, suite: str, which: str) -> dict[str, float]:
+    q = sa.select(eval_runs.c.summary)
+    q = q.where(eval_runs.c.suite == suite, eval_runs.c.passed.is_(True)).order_by(eval_runs.c.started_at.desc()) \
+        if which == "last" else q.where(eval_runs.c.id == which)
+    with store.engine.connect() as conn:
+        summary = conn.execute(q.limit(1)).scalar()
+    if summary is None:
+        raise SuiteError(f"no baseline run {which!r} for suite {suite!r}")
+    return {r["assertion"]: r["mean"] for r in summary["results"]}
+
+
+def _report(suite: Suite, rows: list[dict[str, Any]], digest: str, results: list[Any], items: list[dict[str, Any]],
+            started: datetime, seconds: float) -> dict[str, Any]:
+    return {"run_id": "eval-" + secrets.token_hex(6), "suite": suite.name, "started_at": started.isoformat(),
+            "seconds": seconds, "passed": all(r.passed for r in results),
+            "target": {"route": suite.target.route, "prompt": suite.target.prompt, "params": suite.target.params},
+            "dataset": suite.dataset, "dataset_sha256": digest, "rows": len(rows), "repeats": suite.repeats,
+            "seed": suite.seed, "signatures": signatures(suite), "results": [r.public() for r in results],
+            "errors": sum(1 for i in items if i["error"]), "items": items}
+
+
+def _store(store: Store, report: dict[str, Any], started: datetime) -> None:
+    summary = {k: report[k] for k in ("results", "signatures", "rows", "repeats", "seed", "errors", "dataset")}
+    with store.engine.begin() as conn:
+        conn.execute(eval_runs.insert().values(id=report["run_id"], suite=report["suite"][:200], started_at=started,
+                                               passed=report["passed"], target=report["target"],
+                                               dataset_sha256=report["dataset_sha256"], summary=summary,
+                                               created_by=CLI.subject))
+        record_by(conn, CLI, "eval.run", tenant=None, target=report["run_id"], details={
+            "suite": report["suite"], "passed": report["passed"], "target": report["target"],
+            "dataset_sha256": report["dataset_sha256"], "seed": report["seed"], "signatures": report["signatures"]})
+
+
+def _print(report: dict[str, Any]) -> None:
+    print(f"{report['suite']}: {'PASSED' if report['passed'] else 'FAILED'}  (run {report['run_id']}, "
+          f"{report['rows']} rows x {report['repeats']}, {report['errors']} errors, {report['seconds']:.1f} s)")
+    for r in report["results"]:
+        base = f"  baseline {r['baseline']}" if r["baseline"] is not None else ""
+        print(f"  {'ok  ' if r['passed'] else 'FAIL'} {r['assertion']:<24} mean {r['mean']:<8} "
+              f"95% CI [{r['ci95'][0]}, {r['ci95'][1]}]  threshold {r['threshold']}{base}")
+    for name, sig in report["signatures"].items():
+        print(f"  signature {name}: {sig}")
+
+
+class _Progress:
+    """A progress bar on standard error (tqdm, when installed and the output is a terminal)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.bar: Any = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, unit="call", file=sys.stderr)
+            except ImportError:
+                self.bar = None
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

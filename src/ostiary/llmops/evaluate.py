@@ -1,0 +1,260 @@
+"""`ostiary eval run SUITE.yaml`: a dataset, a target called through the gateway, assertions, a gate.
+
+A suite names a dataset (JSON lines or CSV, next to the suite file), a target (a route, optionally a
+prompt `NAME@LABEL` rendered by the gateway) and assertions. Every row is sent `repeats` times; each
+assertion scores each answer (1/0 for checks, the metric for ROUGE-L, BLEU and chrF, the fraction
+of calls within bounds for latency and cost); an item's score is the mean over its repeats, the
+assertion's score the mean over items with a 95 % bootstrap interval (seeded), and the assertion
+passes when that mean reaches its threshold and, given a baseline run, does not fall more than
+`max_regression` below it. The suite passes when every assertion does.
+
+Metrics: ROUGE-L F1 (`rouge-score`), sentence BLEU and chrF (`sacrebleu`; their signatures are
+reported so that a score can be reproduced). They come with the `eval` extra.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+import re
+import statistics
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+import msgspec
+import yaml
+
+Kind = Literal["equals", "contains", "not_contains", "regex", "json_schema", "rouge_l", "bleu", "chrf",
+               "latency_ms", "cost_usd"]
+METRICS = ("rouge_l", "bleu", "chrf")
+
+
+class SuiteError(ValueError):
+    pass
+
+
+class Assertion(msgspec.Struct, forbid_unknown_fields=True):
+    type: Kind
+    name: str = ""
+    field: str = "expected"  # the row's field holding the expected text or reference
+    value: str | None = None  # or a fixed expected text / pattern
+    schema: dict[str, Any] | None = None
+    max: float | None = None  # latency_ms, cost_usd: the bound per call
+    threshold: float = 1.0  # the mean score the gate needs (BLEU and chrF are 0-100, ROUGE-L 0-1)
+    max_regression: float | None = None  # against a baseline run: the largest drop allowed
+    ignore_case: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.name or self.type
+
+
+class Target(msgspec.Struct, forbid_unknown_fields=True):
+    route: str
+    prompt: str | None = None
+    params: dict[str, Any] = {}
+
+
+class Suite(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    dataset: str
+    target: Target
+    assertions: list[Assertion]
+    repeats: int = 1
+    seed: int = 0
+    concurrency: int = 4
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text: str
+    ms: float
+    cost: float | None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Result:
+    assertion: Assertion
+    mean: float
+    low: float
+    high: float
+    passed: bool
+    baseline: float | None = None
+    scores: list[float] = field(default_factory=list)  # per item
+
+    def public(self) -> dict[str, Any]:
+        return {"assertion": self.assertion.label, "type": self.assertion.type, "mean": round(self.mean, 4),
+                "ci95": [round(self.low, 4), round(self.high, 4)], "threshold": self.assertion.threshold,
+                "baseline": self.baseline, "passed": self.passed}
+
+
+def load_suite(path: Path) -> tuple[Suite, list[dict[str, Any]], str]:
+    """The suite, its rows, and the dataset's sha256."""
+    try:
+        suite = msgspec.convert(yaml.safe_load(path.read_text()), Suite)
+    except (msgspec.ValidationError, yaml.YAMLError) as e:
+        raise SuiteError(f"{path}: {e}") from None
+    if not suite.assertions:
+        raise SuiteError(f"{path}: a suite needs at least one assertion")
+    if not 1 <= suite.repeats <= 100:
+        raise SuiteError(f"{path}: repeats must be between 1 and 100")
+    for a in suite.assertions:
+        if a.type in ("latency_ms", "cost_usd") and a.max is None:
+            raise SuiteError(f"{path}: assertion {a.label} needs max")
+        if a.type == "json_schema" and a.schema is None:
+            raise SuiteError(f"{path}: assertion {a.label} needs schema")
+        if a.type in METRICS:
+            _metric(a.type)  # the extra is installed, or say so now
+    data = (path.parent / suite.dataset).read_bytes()
+    rows = _rows(suite.dataset, data)
+    if not rows:
+        raise SuiteError(f"{suite.dataset}: the dataset is empty")
+    return suite, rows, hashlib.sha256(data).hexdigest()
+
+
+def _rows(name: str, data: bytes) -> list[dict[str, Any]]:
+    text = data.decode()
+    if name.endswith(".csv"):
+        return [dict(r) for r in csv.DictReader(text.splitlines())]
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise SuiteError(f"{name}:{n}: not JSON: {e}") from None
+            if not isinstance(row, dict):
+                raise SuiteError(f"{name}:{n}: each line must be a JSON object")
+            rows.append(row)
+    return rows
+
+
+def request_body(suite: Suite, row: dict[str, Any]) -> dict[str, Any]:
+    """The chat request for one row: its `messages`, or its `input` as one user message, with the
+    target's prompt and the row's `variables`."""
+    body: dict[str, Any] = {"model": suite.target.route, **suite.target.params}
+    if isinstance(row.get("messages"), list):
+        body["messages"] = row["messages"]
+    elif row.get("input") is not None:
+        body["messages"] = [{"role": "user", "content": str(row["input"])}]
+    else:
+        body["messages"] = []
+    if suite.target.prompt:
+        body["prompt"] = suite.target.prompt
+        variables = row.get("variables")
+        if isinstance(variables, str):
+            variables = json.loads(variables)
+        body["variables"] = variables or {}
+    elif not body["messages"]:
+        raise SuiteError("a row needs messages or input (or the target a prompt)")
+    return body
+
+
+def score(a: Assertion, answer: Answer, row: dict[str, Any]) -> float:
+    """The assertion's score for one answer: 0..1 for checks, the metric's own scale for metrics."""
+    if answer.error is not None and a.type not in ("latency_ms",):
+        return 0.0
+    text = answer.text
+    expected = a.value if a.value is not None else row.get(a.field)
+    if a.type == "latency_ms":
+        return float(answer.error is None and answer.ms <= (a.max or 0))
+    if a.type == "cost_usd":
+        return float(answer.cost is not None and answer.cost <= (a.max or 0))
+    if a.type == "json_schema":
+        try:
+            jsonschema.validate(json.loads(text), a.schema or {})
+            return 1.0
+        except (json.JSONDecodeError, jsonschema.ValidationError):
+            return 0.0
+    if expected is None:
+        raise SuiteError(f"assertion {a.label}: the row has no field {a.field!r} and no value is given")
+    expected = str(expected)
+    if a.type in METRICS:
+        return _metric(a.type)(text, expected)
+    if a.ignore_case:
+        text, expected = text.lower(), expected.lower()
+    if a.type == "equals":
+        return float(text.strip() == expected.strip())
+    if a.type == "contains":
+        return float(expected in text)
+    if a.type == "not_contains":
+        return float(expected not in text)
+    return float(re.search(expected, text) is not None)  # regex
+
+
+def _metric(kind: str) -> Callable[[str, str], float]:
+    try:
+        if kind == "rouge_l":
+            from rouge_score import rouge_scorer
+
+            scorer = rouge_scorer.RougeScorer(["rougeL"])
+            return lambda text, ref: float(scorer.score(ref, text)["rougeL"].fmeasure)
+        from sacrebleu.metrics import BLEU, CHRF
+
+        metric = BLEU(effective_order=True) if kind == "bleu" else CHRF()
+        return lambda text, ref: float(metric.sentence_score(text, [ref]).score)
+    except ImportError:
+        raise SuiteError(f"the {kind} metric needs the eval extra: pip install 'ostiary[eval]'") from None
+
+
+def signatures(suite: Suite) -> dict[str, str]:
+    out = {}
+    for a in suite.assertions:
+        if a.type in ("bleu", "chrf"):
+            from sacrebleu.metrics import BLEU, CHRF
+
+            metric = BLEU(effective_order=True) if a.type == "bleu" else CHRF()
+            metric.sentence_score("a", ["a"])  # sacrebleu knows the reference count only after a use
+            out[a.label] = str(metric.get_signature())
+        elif a.type == "rouge_l":
+            from importlib.metadata import version
+
+            out[a.label] = f"rougeL|fmeasure|rouge-score:{version('rouge-score')}"
+    return out
+
+
+def bootstrap(values: list[float], seed: int, rounds: int = 1000) -> tuple[float, float]:
+    """A 95 % percentile bootstrap interval of the mean."""
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (0.0, 0.0)
+    rng = random.Random(seed)
+    means = sorted(statistics.fmean(rng.choices(values, k=len(values))) for _ in range(rounds))
+    return means[int(0.025 * rounds)], means[int(0.975 * rounds) - 1]
+
+
+def run(suite: Suite, rows: list[dict[str, Any]], call: Callable[[dict[str, Any]], Answer],
+        baseline: dict[str, float] | None = None, progress: Callable[[int], None] | None = None
+        ) -> tuple[list[Result], list[dict[str, Any]]]:
+    """Call the target for every row and repeat, score, aggregate; (results, items for the reports)."""
+    jobs = [(i, r) for i in range(len(rows)) for r in range(suite.repeats)]
+    answers: dict[tuple[int, int], Answer] = {}
+    with ThreadPoolExecutor(max(1, suite.concurrency)) as pool:
+        for (i, r), answer in zip(jobs, pool.map(lambda job: call(request_body(suite, rows[job[0]])), jobs),
+                                  strict=True):
+            answers[(i, r)] = answer
+            if progress is not None:
+                progress(1)
+    results = []
+    for n, a in enumerate(suite.assertions):
+        per_item = [statistics.fmean(score(a, answers[(i, r)], rows[i]) for r in range(suite.repeats))
+                    for i in range(len(rows))]
+        mean = statistics.fmean(per_item)
+        low, high = bootstrap(per_item, suite.seed + n)
+        base = (baseline or {}).get(a.label)
+        passed = mean >= a.threshold and not (
+            base is not None and a.max_regression is not None and mean < base - a.max_regression)
+        results.append(Result(a, mean, low, high, passed, base, per_item))
+    items = [{"row": i, "repeat": r, "answer": answers[(i, r)].text, "ms": round(answers[(i, r)].ms, 2),
+              "cost_usd": answers[(i, r)].cost, "error": answers[(i, r)].error,
+              "scores": {a.label: score(a, answers[(i, r)], rows[i]) for a in suite.assertions}}
+             for i, r in jobs]
+    return results, items
+

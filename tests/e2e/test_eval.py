@@ -1,0 +1,62 @@
+"""`ostiary eval run` through a real gateway (mock model with known answers): a passing gate and a
+failing one, the JSON, JUnit and HTML reports, the stored run and its audit record, a baseline."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from tests.support import ROOT, gateway
+
+
+def _eval(cfg: Path, url: str, suite: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ostiary", "eval", "run", str(suite), "--url", url, "--config",
+                           str(cfg), "--no-progress", *extra], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False, env={**os.environ, "OSTIARY_KEY": "none"})
+
+
+def test_a_passing_and_a_failing_gate(tmp_path: Path) -> None:
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(f"server: {{data_dir: {tmp_path / 'data'}}}\n"
+                   "routes:\n  - name: mock-1\n    deployments: [{provider: mock, model: mock-1}]\n")
+    (tmp_path / "capitals.jsonl").write_text(
+        "".join(json.dumps({"input": q, "expected": q, "reference": f"Mock answer to: {q}"}) + "\n"
+                for q in ("capital of France", "capital of Peru", "capital of Japan")))
+    good = tmp_path / "good.yaml"
+    good.write_text("name: capitals\ndataset: capitals.jsonl\ntarget: {route: mock-1}\nrepeats: 2\nassertions:\n"
+                    "  - {type: contains, threshold: 1.0}\n  - {type: rouge_l, field: reference, threshold: 0.9}\n"
+                    "  - {type: chrf, field: reference, threshold: 90}\n  - {type: latency_ms, max: 5000, threshold: 1}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: capitals-strict\ndataset: capitals.jsonl\ntarget: {route: mock-1}\nassertions:\n"
+                   "  - {type: contains, value: Lima, threshold: 0.9}\n  - {type: regex, value: '^Mock', threshold: 1}\n")
+    with gateway(cfg) as (url, _):
+        ok = _eval(cfg, url, good, "--json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml"),
+                   "--html", str(tmp_path / "r.html"))
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        again = _eval(cfg, url, good, "--baseline", "last")
+        failed = _eval(cfg, url, bad, "--junit", str(tmp_path / "bad.xml"))
+        missing = _eval(cfg, url, tmp_path / "nope.yaml")
+    assert "capitals: PASSED" in ok.stdout and "signature chrf: nrefs:1|" in ok.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["passed"] and report["rows"] == 3 and len(report["items"]) == 6
+    assert {r["assertion"]: r["passed"] for r in report["results"]} == {
+        "contains": True, "rouge_l": True, "chrf": True, "latency_ms": True}
+    junit = ET.parse(tmp_path / "r.xml").getroot()
+    assert junit.get("tests") == "4" and junit.get("failures") == "0"
+    assert "<h1>capitals: PASSED</h1>" in (tmp_path / "r.html").read_text()
+    assert again.returncode == 0 and "baseline 1.0" in again.stdout
+    assert failed.returncode == 1 and "capitals-strict: FAILED" in failed.stdout
+    bad_junit = ET.parse(tmp_path / "bad.xml").getroot()
+    assert bad_junit.get("failures") == "1"
+    assert [c.get("name") for c in bad_junit if c.find("failure") is not None] == ["contains"]
+    assert missing.returncode == 2
+    with sqlite3.connect(tmp_path / "data" / "ostiary.db") as conn:
+        runs = conn.execute("SELECT suite, passed, dataset_sha256 FROM eval_runs ORDER BY started_at").fetchall()
+        audited = conn.execute("SELECT count(*) FROM admin_events WHERE action = 'eval.run'").fetchone()[0]
+    assert [(s, bool(p)) for s, p, _ in runs] == [("capitals", True), ("capitals", True), ("capitals-strict", False)]
+    assert runs[0][2] == report["dataset_sha256"] and audited == 3
