@@ -3,7 +3,9 @@
 A canary is a random token the gateway plants in the system prompt before the request leaves; if it
 comes back in the answer, the model is repeating its instructions. Exfiltration is a markdown image
 or link to a host outside the allow-list whose URL carries data (a query string or a long path): a
-client that renders the answer would send that data to the host without anyone clicking.
+client that renders the answer would send that data to the host without anyone clicking. The same
+scanner flags active content a rendering client would run (script and iframe tags, `javascript:`
+URLs, inline event handlers): improper output handling, OWASP LLM05.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ _LINK = re.compile(r"!?\[[^\]\n]{0,500}\]\(\s*<?(https?://[^\s)>]+)>?[^)]*\)|<im
                    re.IGNORECASE)
 
 
+_ACTIVE = re.compile(r"<\s*(?:script|iframe|object|embed)\b|\bjavascript\s*:|<[a-z][^>]*\son[a-z]+\s*=", re.IGNORECASE)
+
+
 class ExfiltrationScanner:
     name = "exfiltration"
 
@@ -60,9 +65,10 @@ class ExfiltrationScanner:
         return any(host == a or host.endswith("." + a) for a in self.allow)
 
     def scan(self, text: str) -> list[Finding]:
+        out = [Finding("ACTIVE_CONTENT", m.start(), m.end(), 1.0) for m in _ACTIVE.finditer(text)] \
+            if "<" in text or ":" in text else []
         if "http" not in text:
-            return []
-        out = []
+            return out
         for m in _LINK.finditer(text):
             url = m.group(1) or m.group(2)
             parts = urlsplit(url)

@@ -1,4 +1,4 @@
-"""`ostiary eval run SUITE.yaml`: run a suite through a gateway, print the gate, store the run.
+"""`ostiary eval run SUITE.yaml` and `ostiary redteam run`: through a gateway, print the gate, store the run.
 
 The run goes through a running gateway (`--url`, a key from `--key-env`), so what is measured is what
 users get: routing, guardrails and the prompt registry included. The run is stored (`eval_runs`)
@@ -23,6 +23,8 @@ import sqlalchemy as sa
 
 from ostiary.config.load import ConfigError, load_default, load_file
 from ostiary.llmops.evaluate import Answer, Suite, SuiteError, load_suite, run, signatures
+from ostiary.llmops.redteam import OWASP, Reply, attacks_source, attempts, summarise
+from ostiary.llmops.redteam import run as redteam_run
 from ostiary.llmops.reports import write_html, write_json, write_junit
 from ostiary.store import Store
 from ostiary.store.events import CLI, record_by
@@ -43,6 +45,88 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     c.add_argument("--config", type=Path, help="config file: the store where runs are kept")
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(run=_run)
+
+    p = sub.add_parser("redteam", help="built-in attacks (OWASP LLM Top 10) through the gateway: which control held")
+    rsub = p.add_subparsers(dest="redteam_command", required=True)
+    c = rsub.add_parser("run", help="attack a route; exit 1 when anything leaked")
+    c.add_argument("--route", required=True, help="the route (model name) to attack")
+    c.add_argument("--only", help="comma-separated OWASP ids, e.g. LLM01,LLM07")
+    c.add_argument("--url", default="http://127.0.0.1:4000", help="the gateway")
+    c.add_argument("--key-env", default="OSTIARY_KEY", help="environment variable holding the API key")
+    c.add_argument("--json", type=Path, dest="json_out")
+    c.add_argument("--junit", type=Path)
+    c.add_argument("--html", type=Path)
+    c.add_argument("--config", type=Path, help="config file: the store where runs are kept")
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(run=_redteam)
+
+
+def _redteam(args: argparse.Namespace) -> int:
+    attacks, digest = attacks_source()
+    only = {x.strip().upper() for x in args.only.split(",")} if args.only else None
+    items = attempts(args.route, attacks, only)
+    if not items:
+        print(f"ostiary: no attack in {sorted(only or [])}; known: {', '.join(OWASP)}", file=sys.stderr)
+        return 2
+    try:
+        loaded = load_file(args.config) if args.config else load_default()
+        store = Store.open(loaded.config.database_url, loaded.config.server.data_dir)
+    except (ConfigError, OSError) as e:
+        print(f"ostiary: {e}", file=sys.stderr)
+        return 2
+    try:
+        client = httpx.Client(base_url=args.url.rstrip("/"), timeout=60,
+                              headers={"authorization": f"Bearer {os.environ.get(args.key_env, 'none')}"})
+        bar = _Progress(len(items), enabled=not args.no_progress)
+        started = datetime.now(UTC)
+        t0 = time.monotonic()
+        done = redteam_run(items, lambda body: _attack(client, body), progress=bar.advance)
+        bar.close()
+        client.close()
+        if all(o == "error" for _, _, o in done):
+            print(f"ostiary: every attack failed to get an answer, e.g.: {done[0][1].error or done[0][1].code}",
+                  file=sys.stderr)
+            return 2
+        results, report_items = summarise(done)
+        report = {"run_id": "redteam-" + secrets.token_hex(6), "suite": f"redteam:{args.route}",
+                  "started_at": started.isoformat(), "seconds": time.monotonic() - t0,
+                  "passed": all(r["passed"] for r in results), "target": {"route": args.route, "prompt": None,
+                                                                          "params": {}},
+                  "dataset": "builtin redteam.yaml", "dataset_sha256": digest, "rows": len(items), "repeats": 1,
+                  "seed": 0, "signatures": {}, "results": results,
+                  "errors": sum(1 for i in report_items if i["outcome"] == "error"), "items": report_items}
+        _store(store, report, started)
+    finally:
+        store.close()
+    for writer, path in ((write_json, args.json_out), (write_junit, args.junit), (write_html, args.html)):
+        if path is not None:
+            writer(path, report)
+    _print(report)
+    for r in results:
+        print(f"    {r['assertion']}: " + ", ".join(f"{k} {v}" for k, v in r["outcomes"].items() if v))
+    for item in report_items:
+        if item["outcome"] == "leaked":
+            print(f"  LEAKED {item['attack']} ({item['variant']})")
+    return 0 if report["passed"] else 1
+
+
+def _attack(client: httpx.Client, body: dict[str, Any]) -> Reply:
+    t0 = time.perf_counter()
+    try:
+        r = client.post("/v1/chat/completions", json=body)
+    except httpx.HTTPError as e:
+        return Reply(0, None, "", (), (time.perf_counter() - t0) * 1000, f"{e.__class__.__name__}: {e}")
+    ms = (time.perf_counter() - t0) * 1000
+    try:
+        data = r.json()
+    except ValueError:
+        return Reply(r.status_code, None, r.text[:500], (), ms, None if r.status_code < 500 else r.text[:200])
+    if r.status_code != 200:
+        error = data.get("error") if isinstance(data, dict) else None
+        return Reply(r.status_code, (error or {}).get("code"), "", (), ms)
+    message = ((data.get("choices") or [{}])[0].get("message") or {})
+    tools = tuple(((tc.get("function") or {}).get("name") or "") for tc in message.get("tool_calls") or ())
+    return Reply(200, None, message.get("content") or "", tools, ms)
 
 
 def _run(args: argparse.Namespace) -> int:
