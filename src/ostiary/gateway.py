@@ -92,7 +92,7 @@ class Gateway:
         self.keys.load()
         self.meter = UsageMeter(self.store)
         self.reviews = Reviews(self.store)
-        self.prompts = Prompts(self.store)
+        self.prompts = Prompts(self.store, cfg.prompts.protected_labels)
         self.prompts.load()
         self.keys.followers.append(self.prompts.load)  # a new version or a moved label, on any replica
         # The trail's files and keys are chosen at start (like the store): a change needs a restart.

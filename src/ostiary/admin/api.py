@@ -99,6 +99,9 @@ class AdminAPI:
                 raise GatewayError(str(e), status=409, type="invalid_request_error", code="conflict") from None
             raise InvalidRequest(str(e), param="subject") from None
         except PromptError as e:
+            if e.gate:
+                raise GatewayError(str(e), status=409, type="invalid_request_error", code="evaluation_required",
+                                   param=e.param) from None
             if e.missing:
                 raise NotFound(str(e), param=e.param, code="prompt_not_found") from None
             raise InvalidRequest(str(e), param=e.param) from None

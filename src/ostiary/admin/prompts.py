@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 
 
 class MoveLabel(msgspec.Struct, forbid_unknown_fields=True):
+    """force: move a protected label without a passing evaluation run of the version (recorded as such)."""
+
     version: int
+    force: bool = False
 
 
 async def list_prompts(svc: Services, req: Request) -> tuple[int, Any]:
@@ -41,7 +44,7 @@ async def move_label(svc: Services, req: Request) -> tuple[int, Any]:
     require_admin(req, "move prompt labels")
     body = req.decode(MoveLabel)
     return 200, await asyncio.to_thread(svc.prompts.label, req.params["name"], req.params["label"], body.version,
-                                        req.actor)
+                                        req.actor, body.force)
 
 
 ROUTES = (

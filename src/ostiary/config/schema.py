@@ -406,6 +406,12 @@ class Telemetry(Strict):
         return self
 
 
+class PromptSettings(Strict):
+    protected_labels: list[str] = Field(default_factory=lambda: ["production"], description="labels that move "
+                                        "only to a version with a passing evaluation run (`ostiary eval run`) on "
+                                        "record, unless an admin forces it")
+
+
 class Config(Strict):
     database_url: str | None = Field(None, description="PostgreSQL URL; unset: SQLite in server.data_dir")
     redis_url: str | None = Field(None, description="Redis URL: limits shared by every replica")
@@ -414,6 +420,7 @@ class Config(Strict):
     pricing: dict[str, ModelPrice] = Field(default_factory=dict, description="per model; overrides the defaults")
     guardrails: Guardrails = Guardrails()
     audit: Audit = Audit()
+    prompts: PromptSettings = PromptSettings()
     telemetry: Telemetry = Telemetry()
     authorization: Authorization = Authorization()
     identity: Identity = Identity()

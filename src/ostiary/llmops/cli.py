@@ -31,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     c.add_argument("name")
     c.add_argument("--file", type=Path, required=True)
     c.add_argument("--label", action="append", default=[], help="also point these labels at the new version")
+    c.add_argument("--force", action="store_true", help="even a protected label (no evaluation run yet)")
     cmd("list", "prompts with their latest version and labels", lambda args, reg: reg.list())
     c = cmd("show", "one version (NAME, NAME@LABEL or NAME@VERSION)", _show)
     c.add_argument("ref")
@@ -38,6 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     c.add_argument("name")
     c.add_argument("label")
     c.add_argument("version", type=int)
+    c.add_argument("--force", action="store_true", help="move a protected label without a passing evaluation run")
     c = cmd("render", "render a version with variables, as a request would", _render)
     c.add_argument("ref")
     c.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="a string variable")
@@ -48,7 +50,7 @@ def _run(args: argparse.Namespace, act: Callable[[argparse.Namespace, Prompts], 
     try:
         loaded = load_file(args.config) if args.config else load_default()
         store = Store.open(loaded.config.database_url, loaded.config.server.data_dir)
-        registry = Prompts(store)
+        registry = Prompts(store, loaded.config.prompts.protected_labels)
         registry.load()
         print(json.dumps(act(args, registry), indent=2, ensure_ascii=False))
         store.close()
@@ -60,7 +62,7 @@ def _run(args: argparse.Namespace, act: Callable[[argparse.Namespace, Prompts], 
 
 def _create(args: argparse.Namespace, registry: Prompts) -> object:
     version = registry.create(args.name, parse_template(yaml.safe_load(args.file.read_text())), CLI)
-    labels = [registry.label(args.name, label, version.version, CLI) for label in args.label]
+    labels = [registry.label(args.name, label, version.version, CLI, args.force) for label in args.label]
     return {**version.public(), "labels": [entry["label"] for entry in labels]}
 
 
@@ -70,7 +72,7 @@ def _show(args: argparse.Namespace, registry: Prompts) -> object:
 
 
 def _label(args: argparse.Namespace, registry: Prompts) -> object:
-    return registry.label(args.name, args.label, args.version, CLI)
+    return registry.label(args.name, args.label, args.version, CLI, args.force)
 
 
 def _render(args: argparse.Namespace, registry: Prompts) -> object:

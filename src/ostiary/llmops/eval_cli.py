@@ -181,7 +181,7 @@ def _call(client: httpx.Client, body: dict[str, Any]) -> Answer:
     data = r.json()
     content = ((data.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
     cost = r.headers.get("x-ostiary-cost-usd")
-    return Answer(content, ms, float(cost) if cost is not None else None)
+    return Answer(content, ms, float(cost) if cost is not None else None, prompt=r.headers.get("x-ostiary-prompt"))
 
 
 def _baseline(store: Store, suite: str, which: str) -> dict[str, float]:
@@ -199,7 +199,9 @@ def _report(suite: Suite, rows: list[dict[str, Any]], digest: str, results: list
             started: datetime, seconds: float) -> dict[str, Any]:
     return {"run_id": "eval-" + secrets.token_hex(6), "suite": suite.name, "started_at": started.isoformat(),
             "seconds": seconds, "passed": all(r.passed for r in results),
-            "target": {"route": suite.target.route, "prompt": suite.target.prompt, "params": suite.target.params},
+            "target": {"route": suite.target.route, "prompt": suite.target.prompt, "params": suite.target.params,
+                       # The versions the gateway rendered: what a protected label's gate looks for.
+                       "prompt_versions": sorted({i["prompt"] for i in items if i.get("prompt")})},
             "dataset": suite.dataset, "dataset_sha256": digest, "rows": len(rows), "repeats": suite.repeats,
             "seed": suite.seed, "signatures": signatures(suite), "results": [r.public() for r in results],
             "errors": sum(1 for i in items if i["error"]), "items": items}

@@ -78,6 +78,7 @@ class Answer:
     ms: float
     cost: float | None
     error: str | None = None
+    prompt: str | None = None  # the prompt version the gateway rendered (x-ostiary-prompt)
 
 
 @dataclass(slots=True)
@@ -253,6 +254,7 @@ def run(suite: Suite, rows: list[dict[str, Any]], call: Callable[[dict[str, Any]
             base is not None and a.max_regression is not None and mean < base - a.max_regression)
         results.append(Result(a, mean, low, high, passed, base, per_item))
     items = [{"row": i, "repeat": r, "answer": answers[(i, r)].text, "ms": round(answers[(i, r)].ms, 2),
+              "prompt": answers[(i, r)].prompt,
               "cost_usd": answers[(i, r)].cost, "error": answers[(i, r)].error,
               "scores": {a.label: score(a, answers[(i, r)], rows[i]) for a in suite.assertions}}
              for i, r in jobs]

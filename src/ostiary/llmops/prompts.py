@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from ostiary.store import Store, bump_generation
 from ostiary.store.events import Actor, record_by
-from ostiary.store.schema import prompt_labels, prompt_versions
+from ostiary.store.schema import eval_runs, prompt_labels, prompt_versions
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -39,10 +39,11 @@ PARAMS = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "presen
 
 
 class PromptError(ValueError):
-    def __init__(self, message: str, *, param: str | None = None, missing: bool = False) -> None:
+    def __init__(self, message: str, *, param: str | None = None, missing: bool = False, gate: bool = False) -> None:
         super().__init__(message)
         self.param = param
         self.missing = missing
+        self.gate = gate  # refused for want of a passing evaluation run
 
 
 class Variable(msgspec.Struct, forbid_unknown_fields=True):
@@ -163,8 +164,9 @@ def _typed(name: str, spec: Variable, value: Any) -> str:
 class Prompts:
     """The registry in the store, and the snapshot the request path reads."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, protected: list[str] | tuple[str, ...] = ()) -> None:
         self.store = store
+        self.protected = frozenset(protected)
         self.snapshot = Snapshot({}, {})
 
     def load(self) -> None:
@@ -192,7 +194,9 @@ class Prompts:
         self.load()
         return Version(name, version, template, digest, now, who.subject)
 
-    def label(self, name: str, label: str, version: int, who: Actor) -> dict[str, Any]:
+    def label(self, name: str, label: str, version: int, who: Actor, force: bool = False) -> dict[str, Any]:
+        """Point `label` at `version`. A protected label needs a passing evaluation run of that version
+        on record (`eval_runs`), unless `force` (which the record says)."""
         if not NAME.match(label) or label.isdigit():
             raise PromptError("a label is a name (a-z, 0-9, '_', '.', '-'), not a number", param="label")
         with self.store.engine.begin() as conn:
@@ -200,6 +204,11 @@ class Prompts:
                 prompt_versions.c.name == name, prompt_versions.c.version == version)).first()
             if exists is None:
                 raise PromptError(f"prompt {name!r} has no version {version}", param="version", missing=True)
+            gate = None if label not in self.protected else _passing_run(conn, f"{name}@{version}")
+            if label in self.protected and gate is None and not force:
+                raise PromptError(f"label {label!r} is protected: {name}@{version} needs a passing evaluation run "
+                                  f"first (ostiary eval run with target prompt {name}@{version} or a label on it), "
+                                  "or an admin's force", param="version", gate=True)
             old = conn.execute(sa.select(prompt_labels.c.version).where(
                 prompt_labels.c.name == name, prompt_labels.c.label == label)).scalar()
             values = {"version": version, "updated_at": datetime.now(UTC), "updated_by": who.subject[:200]}
@@ -209,10 +218,11 @@ class Prompts:
                 conn.execute(prompt_labels.update().where(prompt_labels.c.name == name,
                                                           prompt_labels.c.label == label).values(**values))
             record_by(conn, who, "prompt.label", tenant=None, target=f"{name}@{label}",
-                      details={"from": old, "to": version})
+                      details={"from": old, "to": version, "gate": gate, "forced": force and gate is None
+                               and label in self.protected})
             bump_generation(conn)
         self.load()
-        return {"name": name, "label": label, "version": version, "previous": old}
+        return {"name": name, "label": label, "version": version, "previous": old, "gate": gate}
 
     def list(self) -> list[dict[str, Any]]:
         self.load()
@@ -220,6 +230,16 @@ class Prompts:
         names = sorted({n for n, _ in snap.versions})
         return [{"name": n, "versions": max(v for m, v in snap.versions if m == n),
                  "labels": {label: v for (m, label), v in sorted(snap.labels.items()) if m == n}} for n in names]
+
+
+def _passing_run(conn: sa.Connection, ref: str) -> str | None:
+    """The newest passing evaluation run that exercised `ref` ("NAME@VERSION"), if any."""
+    rows = conn.execute(sa.select(eval_runs.c.id, eval_runs.c.target).where(eval_runs.c.passed.is_(True))
+                        .order_by(eval_runs.c.started_at.desc()).limit(1000)).all()
+    for run_id, target in rows:
+        if ref in (target or {}).get("prompt_versions", ()):
+            return str(run_id)
+    return None
 
 
 def _version(row: Any) -> Version:

@@ -150,6 +150,7 @@ class App:
                     config_version=rt.version, client_ip=client_ip)
         if prompt is not None:
             call.decisions["prompt"] = prompt
+            call.response_headers.append((b"x-ostiary-prompt", prompt.encode()))  # what an eval run records
         return call
 
     def _render(self, body: dict[str, Any]) -> str:
