@@ -61,6 +61,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     c.set_defaults(run=_redteam)
 
 
+def _open_store(args: argparse.Namespace) -> Store:
+    loaded = load_file(args.config) if args.config else load_default()
+    return Store.open(loaded.config.database_url, loaded.config.server.data_dir)
+
+
+def _client(args: argparse.Namespace, timeout: float) -> httpx.Client:
+    return httpx.Client(base_url=args.url.rstrip("/"), timeout=timeout,
+                        headers={"authorization": f"Bearer {os.environ.get(args.key_env, 'none')}"})
+
+
+def _finish(args: argparse.Namespace, report: dict[str, Any]) -> int:
+    """Write the reports asked for, print the summary; the exit code of the gate."""
+    for writer, path in ((write_json, args.json_out), (write_junit, args.junit), (write_html, args.html)):
+        if path is not None:
+            writer(path, report)
+    _print(report)
+    return 0 if report["passed"] else 1
+
+
 def _redteam(args: argparse.Namespace) -> int:
     attacks, digest = attacks_source()
     only = {x.strip().upper() for x in args.only.split(",")} if args.only else None
@@ -69,14 +88,12 @@ def _redteam(args: argparse.Namespace) -> int:
         print(f"ostiary: no attack in {sorted(only or [])}; known: {', '.join(OWASP)}", file=sys.stderr)
         return 2
     try:
-        loaded = load_file(args.config) if args.config else load_default()
-        store = Store.open(loaded.config.database_url, loaded.config.server.data_dir)
+        store = _open_store(args)
     except (ConfigError, OSError) as e:
         print(f"ostiary: {e}", file=sys.stderr)
         return 2
     try:
-        client = httpx.Client(base_url=args.url.rstrip("/"), timeout=60,
-                              headers={"authorization": f"Bearer {os.environ.get(args.key_env, 'none')}"})
+        client = _client(args, 60)
         bar = _Progress(len(items), enabled=not args.no_progress)
         started = datetime.now(UTC)
         t0 = time.monotonic()
@@ -98,16 +115,13 @@ def _redteam(args: argparse.Namespace) -> int:
         _store(store, report, started)
     finally:
         store.close()
-    for writer, path in ((write_json, args.json_out), (write_junit, args.junit), (write_html, args.html)):
-        if path is not None:
-            writer(path, report)
-    _print(report)
+    code = _finish(args, report)
     for r in results:
         print(f"    {r['assertion']}: " + ", ".join(f"{k} {v}" for k, v in r["outcomes"].items() if v))
     for item in report_items:
         if item["outcome"] == "leaked":
             print(f"  LEAKED {item['attack']} ({item['variant']})")
-    return 0 if report["passed"] else 1
+    return code
 
 
 def _attack(client: httpx.Client, body: dict[str, Any]) -> Reply:
@@ -132,16 +146,13 @@ def _attack(client: httpx.Client, body: dict[str, Any]) -> Reply:
 def _run(args: argparse.Namespace) -> int:
     try:
         suite, rows, digest = load_suite(args.suite)
-        loaded = load_file(args.config) if args.config else load_default()
-        store = Store.open(loaded.config.database_url, loaded.config.server.data_dir)
+        store = _open_store(args)
     except (SuiteError, ConfigError, OSError) as e:
         print(f"ostiary: {e}", file=sys.stderr)
         return 2
     try:
         baseline = _baseline(store, suite.name, args.baseline) if args.baseline else None
-        key = os.environ.get(args.key_env, "none")
-        client = httpx.Client(base_url=args.url.rstrip("/"), timeout=suite.timeout,
-                              headers={"authorization": f"Bearer {key}"})
+        client = _client(args, suite.timeout)
         bar = _Progress(len(rows) * suite.repeats, enabled=not args.no_progress)
         started = datetime.now(UTC)
         t0 = time.monotonic()
@@ -158,11 +169,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     finally:
         store.close()
-    for writer, path in ((write_json, args.json_out), (write_junit, args.junit), (write_html, args.html)):
-        if path is not None:
-            writer(path, report)
-    _print(report)
-    return 0 if report["passed"] else 1
+    return _finish(args, report)
 
 
 def _call(client: httpx.Client, body: dict[str, Any]) -> Answer:
