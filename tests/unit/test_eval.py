@@ -106,3 +106,18 @@ def test_a_bad_suite_is_refused_with_its_reason(tmp_path: Path) -> None:
     suite.write_text("name: s\ndataset: d.csv\ntarget: {route: m}\nassertions: [{type: contains}]\n")
     _, rows, digest = load_suite(suite)
     assert rows == [{"input": "hello", "expected": "Mock"}] and len(digest) == 64
+
+
+def test_similarity_scores_meaning_not_wording() -> None:
+    from ostiary.guardrails import embed
+
+    if not embed.available():
+        import os
+
+        assert not os.environ.get("CI"), "scripts/test.sh installs the embeddings extra"
+        pytest.skip("the embeddings extra is not installed")
+    a = Assertion(type="similarity", field="reference")
+    row = {"reference": "The invoice is overdue; please pay it this week."}
+    close = score(a, Answer("Your bill is late, kindly settle it within the next few days.", 1, None), row)
+    far = score(a, Answer("Penguins live in the southern hemisphere.", 1, None), row)
+    assert close > 0.5 > far

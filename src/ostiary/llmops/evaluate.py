@@ -9,7 +9,8 @@ passes when that mean reaches its threshold and, given a baseline run, does not 
 `max_regression` below it. The suite passes when every assertion does.
 
 Metrics: ROUGE-L F1 (`rouge-score`), sentence BLEU and chrF (`sacrebleu`; their signatures are
-reported so that a score can be reproduced). They come with the `eval` extra.
+reported so that a score can be reproduced), with the `eval` extra; embedding cosine similarity
+(all-MiniLM-L6-v2) with the `embeddings` extra.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ import msgspec
 import yaml
 
 Kind = Literal["equals", "contains", "not_contains", "regex", "json_schema", "rouge_l", "bleu", "chrf",
-               "latency_ms", "cost_usd"]
-METRICS = ("rouge_l", "bleu", "chrf")
+               "similarity", "latency_ms", "cost_usd"]
+METRICS = ("rouge_l", "bleu", "chrf", "similarity")
 
 
 class SuiteError(ValueError):
@@ -192,6 +193,20 @@ def score(a: Assertion, answer: Answer, row: dict[str, Any]) -> float:
 
 
 def _metric(kind: str) -> Callable[[str, str], float]:
+    if kind == "similarity":
+        # Cosine of all-MiniLM-L6-v2 sentence embeddings (the embeddings extra, also used by guardrails).
+        from ostiary.guardrails import embed
+
+        try:
+            embed.require("the similarity assertion")
+        except embed.EmbeddingsUnavailable as e:
+            raise SuiteError(str(e)) from None
+
+        def cosine(text: str, ref: str) -> float:
+            a, b = embed.get_embedder().embed([text, ref])
+            return float(a @ b)  # the vectors are L2-normalised
+
+        return cosine
     try:
         if kind == "rouge_l":
             from rouge_score import rouge_scorer
@@ -219,6 +234,8 @@ def signatures(suite: Suite) -> dict[str, str]:
             from importlib.metadata import version
 
             out[a.label] = f"rougeL|fmeasure|rouge-score:{version('rouge-score')}"
+        elif a.type == "similarity":
+            out[a.label] = "cosine|all-MiniLM-L6-v2|mean-pooled|numpy forward (ostiary.guardrails.embed)"
     return out
 
 
