@@ -60,3 +60,26 @@ def test_a_passing_and_a_failing_gate(tmp_path: Path) -> None:
         audited = conn.execute("SELECT count(*) FROM admin_events WHERE action = 'eval.run'").fetchone()[0]
     assert [(s, bool(p)) for s, p, _ in runs] == [("capitals", True), ("capitals", True), ("capitals-strict", False)]
     assert runs[0][2] == report["dataset_sha256"] and audited == 3
+
+
+def test_known_answers_and_an_injected_error_spike_through_the_gateway(tmp_path: Path) -> None:
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(f"server: {{data_dir: {tmp_path / 'data'}}}\nroutes:\n"
+                   "  - name: steady\n    deployments: [{provider: mock, id: steady, model: mock-1, mock: {answers: "
+                   "[{when: 'capital of France', reply: 'Paris is the capital.'}]}}]\n"
+                   "  - name: flaky\n    retry: {attempts: 1}\n    deployments: [{provider: mock, id: flaky, model: mock-1, mock: "
+                   "{error_rate: 0.5, answers: [{when: 'capital of France', reply: 'Paris is the capital.'}]}}]\n")
+    (tmp_path / "rows.jsonl").write_text('{"input": "What is the capital of France?", "expected": "Paris"}\n' * 4)
+    for route in ("steady", "flaky"):
+        (tmp_path / f"{route}.yaml").write_text(f"name: {route}\ndataset: rows.jsonl\ntarget: {{route: {route}}}\n"
+                                                "concurrency: 1\nassertions: [{type: contains, threshold: 0.9}]\n")
+    with gateway(cfg) as (url, _):
+        steady = _eval(cfg, url, tmp_path / "steady.yaml", "--json", str(tmp_path / "steady.json"))
+        flaky = _eval(cfg, url, tmp_path / "flaky.yaml", "--json", str(tmp_path / "flaky.json"))
+    assert steady.returncode == 0, steady.stdout + json.dumps(
+        [i["error"] for i in json.loads((tmp_path / "steady.json").read_text())["items"]])
+    assert [i["answer"] for i in json.loads((tmp_path / "steady.json").read_text())["items"]] == \
+        ["Paris is the capital."] * 4
+    assert flaky.returncode == 1
+    report = json.loads((tmp_path / "flaky.json").read_text())
+    assert report["errors"] == 2 and report["results"][0]["mean"] == 0.5

@@ -134,3 +134,16 @@ def test_config_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["config", "check", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "routes[0].deployments[0].provider:" in err
+
+
+def test_two_different_deployments_cannot_share_a_name() -> None:
+    from pydantic import ValidationError
+
+    from ostiary.config.schema import Config
+
+    same = {"provider": "mock", "model": "mock-1"}
+    # One deployment shared by two routes, each with its own weight: fine.
+    Config(routes=[{"name": "a", "deployments": [same]}, {"name": "b", "deployments": [{**same, "weight": 2}]}])
+    with pytest.raises(ValidationError, match="give them distinct ids"):
+        Config(routes=[{"name": "a", "deployments": [same]},
+                       {"name": "b", "deployments": [{**same, "mock": {"error_rate": 1}}]}])

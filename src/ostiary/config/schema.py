@@ -7,6 +7,7 @@ error message.
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -41,6 +42,28 @@ class Breaker(Strict):
     cooldown: float = Field(10.0, gt=0, description="seconds open before a half-open probe")
 
 
+class MockAnswer(Strict):
+    when: str = Field(description="a regular expression searched in the last user message")
+    reply: str
+
+    @field_validator("when")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as e:
+            raise ValueError(f"not a regular expression: {e}") from None
+        return v
+
+
+class MockBehaviour(Strict):
+    """For tests, demos and drills with the built-in mock model: known answers and injected failures."""
+
+    answers: list[MockAnswer] = Field(default_factory=list, description="the first that matches answers")
+    error_rate: float = Field(0.0, ge=0, le=1, description="share of calls that fail (deterministic per request)")
+    error_status: int = Field(500, ge=400, le=599)
+
+
 class Deployment(Strict):
     provider: ProviderName
     model: str = Field(min_length=1, description="the upstream model (Azure: the deployment name)")
@@ -54,6 +77,7 @@ class Deployment(Strict):
     timeouts: Timeouts | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
+    mock: MockBehaviour | None = Field(None, description="provider mock only: known answers, injected failures")
 
     @field_validator("api_base")
     @classmethod
@@ -73,6 +97,8 @@ class Deployment(Strict):
                 raise ValueError("azure needs api_version (e.g. 2024-10-21)")
         if self.api_key is not None and self.api_key_file is not None:
             raise ValueError("set api_key or api_key_file, not both")
+        if self.mock is not None and self.provider != "mock":
+            raise ValueError("mock settings apply to provider mock only")
         return self
 
     @cached_property
@@ -429,6 +455,20 @@ class Config(Strict):
     retry: Retry = Retry()
     breaker: Breaker = Breaker()
     routes: list[Route] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_deployment_per_name(self) -> Config:
+        # A deployment is known by its name everywhere (health, breakers, metrics, the audit trail):
+        # two different deployments must not share one.
+        # (Weight and priority are each route's own choice and may differ.)
+        seen: dict[str, dict[str, object]] = {}
+        for i, route in enumerate(self.routes):
+            for j, d in enumerate(route.deployments):
+                settings = d.model_dump(exclude={"weight", "priority"})
+                if seen.setdefault(d.name, settings) != settings:
+                    raise ValueError(f"routes[{i}].deployments[{j}]: another deployment is also named {d.name!r} "
+                                     "with different settings; give them distinct ids")
+        return self
 
     @model_validator(mode="after")
     def _shared_secret(self) -> Config:

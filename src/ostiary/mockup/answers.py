@@ -260,7 +260,7 @@ def _openai_pick_tool(body: dict[str, Any], messages: list[Any]) -> dict[str, An
     return functions[0]
 
 
-def _last_user_text(messages: list[Any]) -> str:
+def last_user_text(messages: list[Any]) -> str:
     for msg in reversed(messages):
         if isinstance(msg, dict) and msg.get("role") == "user":
             return _text_of(msg.get("content"))
@@ -281,7 +281,7 @@ class _ChatPlan:
         "tool",
     )
 
-    def __init__(self, body: dict[str, Any], created: int | None) -> None:
+    def __init__(self, body: dict[str, Any], created: int | None, reply: str | None = None) -> None:
         if not isinstance(body, dict):
             raise MockRequestError("request body must be a JSON object")
         messages = body.get("messages")
@@ -309,7 +309,7 @@ class _ChatPlan:
             self.finish_reason = "tool_calls"
             per_choice = _words(name) + _words(self.tool[2])
         else:
-            text = _answer_text(_last_user_text(messages))
+            text = reply if reply is not None else _answer_text(last_user_text(messages))
             fmt = body.get("response_format")
             fmt = fmt if isinstance(fmt, dict) else {}
             fmt_type = fmt.get("type")
@@ -343,12 +343,14 @@ class _ChatPlan:
         }
 
 
-def chat_completion(body: dict[str, Any], *, model: str, created: int | None = None) -> dict[str, Any]:
-    """An OpenAI ``chat.completion`` object answering the chat request ``body``.
+def chat_completion(body: dict[str, Any], *, model: str, created: int | None = None,
+                    reply: str | None = None) -> dict[str, Any]:
+    """An OpenAI ``chat.completion`` object answering the chat request ``body`` (with ``reply`` as
+    its text instead of the echo, when given).
 
     Raises :class:`MockRequestError` for a request that cannot be answered.
     """
-    plan = _ChatPlan(body, created)
+    plan = _ChatPlan(body, created, reply)
     choices = []
     for index in range(plan.n):
         message: dict[str, Any] = {"role": "assistant", "refusal": None, "annotations": []}
@@ -375,7 +377,8 @@ def chat_completion(body: dict[str, Any], *, model: str, created: int | None = N
     }
 
 
-def chat_chunks(body: dict[str, Any], *, model: str, created: int | None = None) -> list[dict[str, Any]]:
+def chat_chunks(body: dict[str, Any], *, model: str, created: int | None = None,
+                reply: str | None = None) -> list[dict[str, Any]]:
     """The same answer as :func:`chat_completion`, as OpenAI ``chat.completion.chunk`` dicts.
 
     Per choice: a role chunk, then one chunk per word (text) or a tool-call header chunk
@@ -384,7 +387,7 @@ def chat_chunks(body: dict[str, Any], *, model: str, created: int | None = None)
     OpenAI does. With ``stream_options.include_usage`` every chunk carries
     ``"usage": null`` and a last chunk has empty ``choices`` and the usage.
     """
-    plan = _ChatPlan(body, created)
+    plan = _ChatPlan(body, created, reply)
     opts = body.get("stream_options")
     include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
 
