@@ -124,13 +124,25 @@ def _redteam(args: argparse.Namespace) -> int:
     return code
 
 
-def _attack(client: httpx.Client, body: dict[str, Any]) -> Reply:
+def _post(client: httpx.Client, body: dict[str, Any]) -> tuple[httpx.Response | None, float, str | None]:
+    """One chat call through the gateway: (the response or None, milliseconds, the transport error)."""
     t0 = time.perf_counter()
     try:
         r = client.post("/v1/chat/completions", json=body)
     except httpx.HTTPError as e:
-        return Reply(0, None, "", (), (time.perf_counter() - t0) * 1000, f"{e.__class__.__name__}: {e}")
-    ms = (time.perf_counter() - t0) * 1000
+        return None, (time.perf_counter() - t0) * 1000, f"{e.__class__.__name__}: {e}"
+    return r, (time.perf_counter() - t0) * 1000, None
+
+
+def _message(data: dict[str, Any]) -> dict[str, Any]:
+    """The first choice's message of a chat completion."""
+    return dict((data.get("choices") or [{}])[0].get("message") or {})
+
+
+def _attack(client: httpx.Client, body: dict[str, Any]) -> Reply:
+    r, ms, failed = _post(client, body)
+    if r is None:
+        return Reply(0, None, "", (), ms, failed)
     try:
         data = r.json()
     except ValueError:
@@ -138,7 +150,7 @@ def _attack(client: httpx.Client, body: dict[str, Any]) -> Reply:
     if r.status_code != 200:
         error = data.get("error") if isinstance(data, dict) else None
         return Reply(r.status_code, (error or {}).get("code"), "", (), ms)
-    message = ((data.get("choices") or [{}])[0].get("message") or {})
+    message = _message(data)
     tools = tuple(((tc.get("function") or {}).get("name") or "") for tc in message.get("tool_calls") or ())
     return Reply(200, None, message.get("content") or "", tools, ms)
 
@@ -173,20 +185,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _call(client: httpx.Client, body: dict[str, Any]) -> Answer:
-    t0 = time.perf_counter()
-    try:
-        r = client.post("/v1/chat/completions", json=body)
-    except httpx.HTTPError as e:
-        return Answer("", (time.perf_counter() - t0) * 1000, None, f"{e.__class__.__name__}: {e}")
-    ms = (time.perf_counter() - t0) * 1000
+    r, ms, failed = _post(client, body)
+    if r is None:
+        return Answer("", ms, None, failed)
     if r.status_code != 200:
         try:
             message = r.json()["error"]["message"]
         except (ValueError, KeyError, TypeError):
             message = r.text[:200]
         return Answer("", ms, None, f"HTTP {r.status_code}: {message}")
-    data = r.json()
-    content = ((data.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
+    content = _message(r.json()).get("content") or ""
     cost = r.headers.get("x-ostiary-cost-usd")
     return Answer(content, ms, float(cost) if cost is not None else None, prompt=r.headers.get("x-ostiary-prompt"))
 

@@ -16,6 +16,7 @@ reported so that a score can be reproduced), with the `eval` extra; embedding co
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import random
@@ -192,6 +193,7 @@ def score(a: Assertion, answer: Answer, row: dict[str, Any]) -> float:
     return float(re.search(expected, text) is not None)  # regex
 
 
+@functools.cache  # one scorer per metric for the run, not one per answer
 def _metric(kind: str) -> Callable[[str, str], float]:
     if kind == "similarity":
         # Cosine of all-MiniLM-L6-v2 sentence embeddings (the embeddings extra, also used by guardrails).
@@ -260,10 +262,11 @@ def run(suite: Suite, rows: list[dict[str, Any]], call: Callable[[dict[str, Any]
             answers[(i, r)] = answer
             if progress is not None:
                 progress(1)
+    # Each answer is scored once per assertion (a metric may run a model); results and items share it.
+    scores = {job: [score(a, answers[job], rows[job[0]]) for a in suite.assertions] for job in jobs}
     results = []
     for n, a in enumerate(suite.assertions):
-        per_item = [statistics.fmean(score(a, answers[(i, r)], rows[i]) for r in range(suite.repeats))
-                    for i in range(len(rows))]
+        per_item = [statistics.fmean(scores[(i, r)][n] for r in range(suite.repeats)) for i in range(len(rows))]
         mean = statistics.fmean(per_item)
         low, high = bootstrap(per_item, suite.seed + n)
         base = (baseline or {}).get(a.label)
@@ -273,7 +276,7 @@ def run(suite: Suite, rows: list[dict[str, Any]], call: Callable[[dict[str, Any]
     items = [{"row": i, "repeat": r, "answer": answers[(i, r)].text, "ms": round(answers[(i, r)].ms, 2),
               "prompt": answers[(i, r)].prompt,
               "cost_usd": answers[(i, r)].cost, "error": answers[(i, r)].error,
-              "scores": {a.label: score(a, answers[(i, r)], rows[i]) for a in suite.assertions}}
+              "scores": {a.label: v for a, v in zip(suite.assertions, scores[(i, r)], strict=True)}}
              for i, r in jobs]
     return results, items
 
