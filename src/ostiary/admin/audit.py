@@ -16,12 +16,9 @@ import msgspec
 
 from ostiary.admin.access import own_tenant, require_admin
 from ostiary.admin.routing import READERS, Param, Request, Route
-from ostiary.audit.checkpoint import Verifier
-from ostiary.audit.event import notice
 from ostiary.audit.evidence import make_bundle
-from ostiary.audit.log import encode_event
 from ostiary.audit.subjects import Subjects, tenant_of
-from ostiary.audit.verify import verify
+from ostiary.audit.verify import trusted, verify_and_record
 from ostiary.errors import GatewayError, InvalidRequest, NotFound
 
 if TYPE_CHECKING:
@@ -94,11 +91,8 @@ async def post_verify(svc: Services, req: Request) -> tuple[int, Any]:
     require_admin(req, "run a verification of the whole log")
     subjects = _subjects(svc)
     log = subjects.log
-    trusted = [log.signer.verifier(), *(Verifier.from_key_string(k) for k in svc.verifier_keys)]
-    report = await asyncio.to_thread(verify, log, trusted, log.witness_dir)
-    await asyncio.to_thread(log.append, [encode_event(notice(
-        "verify", by=req.actor.subject, ok=report.ok, size=report.size, checkpoints=report.checkpoints,
-        first_bad_index=report.first_bad).envelope)])
+    keys = trusted(log, list(svc.verifier_keys))
+    report = await asyncio.to_thread(verify_and_record, log, keys, log.witness_dir, by=req.actor.subject)
     return 200, report.public()
 
 

@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from ostiary.audit.checkpoint import NoteError, Signer, Verifier
-from ostiary.audit.event import notice
 from ostiary.audit.evidence import BundleError, check_bundle, make_bundle
 from ostiary.audit.export import FORMATS, export
 from ostiary.audit.grants import grants_sql
-from ostiary.audit.log import AuditLog, encode_event
+from ostiary.audit.keys import load_keyring, open_log
+from ostiary.audit.log import AuditLog
 from ostiary.audit.subjects import SubjectError, Subjects
-from ostiary.audit.trail import load_keyring, load_signer
-from ostiary.audit.verify import verify
+from ostiary.audit.verify import trusted, verify_and_record
 from ostiary.config.load import ConfigError, load_default, load_file
 from ostiary.config.schema import Config
 from ostiary.store import Store
@@ -104,10 +103,7 @@ def _time(text: str) -> datetime:
 def _open(args: argparse.Namespace) -> tuple[Config, AuditLog]:
     loaded = load_file(args.config) if args.config else load_default()
     cfg = loaded.config
-    a = cfg.audit
-    store = Store.open(cfg.database_url, cfg.server.data_dir)
-    return cfg, AuditLog(store, load_signer(a, cfg.server.data_dir), a.origin, a.checkpoint_every,
-                         a.checkpoint_seconds, a.witness_dir, a.witness_url)
+    return cfg, open_log(cfg.audit, Store.open(cfg.database_url, cfg.server.data_dir), cfg.server.data_dir)
 
 
 def _guard(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -127,15 +123,10 @@ def _out(value: Any) -> None:
 @_guard
 def _verify(args: argparse.Namespace) -> int:
     cfg, log = _open(args)
-    trusted = [Verifier.from_key_string(k) for k in (args.key or [log.signer.verifier().key_string(),
-                                                                  *cfg.audit.verifier_keys])]
-    report = verify(log, trusted, args.witness or cfg.audit.witness_dir)
-    summary = report.public()
-    # The run itself is an event of the log, after the part it checked.
-    log.append([encode_event(notice("verify", ok=report.ok, size=report.size, checkpoints=report.checkpoints,
-                                    first_bad_index=report.first_bad).envelope)])
+    keys = trusted(log, cfg.audit.verifier_keys, args.key)
+    report = verify_and_record(log, keys, args.witness or cfg.audit.witness_dir)
     if args.json:
-        _out(summary)
+        _out(report.public())
     elif report.ok:
         print(f"ok: {report.size} events, {report.checkpoints} checkpoints"
               + (f", {report.witnessed} witnessed" if report.witnessed else ""))

@@ -24,6 +24,7 @@ import threading
 import time
 from pathlib import Path
 
+from ostiary.audit.keys import open_log
 from ostiary.audit.log import AuditLog
 from ostiary.audit.siem import SiemForwarder
 from ostiary.audit.spool import Cursor, Spool
@@ -40,7 +41,7 @@ STATUS = "drainer.json"
 class Drainer:
     def __init__(self, log_: AuditLog, spool_path: Path, fsync: bool = True) -> None:
         self.log = log_
-        self.spool = Spool(spool_path, -1, fsync)  # reads only: the gateway holds the slot's lock
+        self.spool = Spool(spool_path, None, fsync)  # reads only: the gateway holds the slot's lock
         self.base = spool_path.parent
         self.drained = 0
         self.errors = 0
@@ -121,20 +122,13 @@ def status(spool_path: Path) -> tuple[int, float]:
         return 0, 0.0
 
 
-def open_log(cfg: Audit, url: str, data_dir: Path) -> AuditLog:
-    from ostiary.audit.trail import load_signer
-
-    return AuditLog(Store(url), load_signer(cfg, data_dir), cfg.origin, cfg.checkpoint_every,
-                    cfg.checkpoint_seconds, cfg.witness_dir, cfg.witness_url)
-
-
 def main(cfg: Audit, url: str, data_dir: str, spool_path: str, parent: int) -> None:
     """The drainer process: until the parent asks it to stop (SIGTERM) or goes away."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the gateway, which stops us in order
-    audit_log = open_log(cfg, url, Path(data_dir))
+    audit_log = open_log(cfg, Store(url), Path(data_dir))
     siem = SiemForwarder(cfg.siem, audit_log) if cfg.siem else None
     if siem is not None:
         threading.Thread(target=siem.run, args=(stop,), name="audit-siem", daemon=True).start()

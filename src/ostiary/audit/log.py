@@ -188,6 +188,11 @@ class AuditLog:
         with self.store.engine.connect() as conn:
             return conn.execute(q.limit(1)).first()
 
+    def count_of_subject(self, pseudonym: str) -> int:
+        with self.store.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(audit_log)
+                                    .where(audit_log.c.subject == pseudonym)).scalar_one())
+
     def of_subject(self, pseudonym: str) -> list[sa.Row[Any]]:
         with self.store.engine.connect() as conn:
             return list(conn.execute(sa.select(audit_log).where(audit_log.c.subject == pseudonym)

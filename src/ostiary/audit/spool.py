@@ -36,7 +36,8 @@ class Cursor:
 
 
 class Spool:
-    def __init__(self, path: Path, lock_fd: int, fsync: bool = True) -> None:
+    def __init__(self, path: Path, lock_fd: int | None = None, fsync: bool = True) -> None:
+        """`lock_fd`: the slot's lock this process holds (None: a reader of a slot another holds)."""
         self.path = path
         self._lock_fd = lock_fd
         self.fsync = fsync
@@ -75,7 +76,8 @@ class Spool:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        os.close(self._lock_fd)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
 
     # -- writing -------------------------------------------------------------------------------
 

@@ -81,7 +81,7 @@ class Subjects:
             n_feedback = conn.execute(feedback.delete().where(feedback.c.subject == pseudonym)).rowcount
             bump_generation(conn)
         self.keyring.forget(kids)
-        events = len(self.log.of_subject(pseudonym))
+        events = self.log.count_of_subject(pseudonym)
         receipt = notice("erasure", by=actor, keys_destroyed=len(kids), events=events, reviews=n_reviews,
                          feedback=n_feedback)
         self.log.append([encode_event(receipt.envelope)], force_checkpoint=True)
@@ -122,8 +122,12 @@ class Subjects:
             self.log.append([encode_event(receipt.envelope)])
         return {"keys_destroyed": len(kids), "held": len(holds), "before": cutoff}
 
+    def _held(self, subject: str) -> str:
+        """What a hold names: "*", or the subject's pseudonym."""
+        return ALL if subject == ALL else self.keyring.pseudonym(_check(subject))
+
     def hold(self, subject: str, reason: str, actor: str) -> dict[str, Any]:
-        target = ALL if subject == ALL else self.keyring.pseudonym(_check(subject))
+        target = self._held(subject)
         with self.engine.begin() as conn:
             if conn.execute(sa.select(audit_holds.c.subject).where(audit_holds.c.subject == target)).first():
                 raise SubjectError("this subject is already under a legal hold", conflict=True)
@@ -134,7 +138,7 @@ class Subjects:
         return {"held": True}
 
     def release(self, subject: str, actor: str) -> dict[str, Any]:
-        target = ALL if subject == ALL else self.keyring.pseudonym(_check(subject))
+        target = self._held(subject)
         with self.engine.begin() as conn:
             gone = conn.execute(audit_holds.delete().where(audit_holds.c.subject == target)).rowcount
         if not gone:

@@ -26,10 +26,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ostiary.audit.checkpoint import Signer
-from ostiary.audit.crypto import Keyring, MasterKey, seal
-from ostiary.audit.drainer import Drainer, open_log, status
+from ostiary.audit.crypto import seal
+from ostiary.audit.drainer import Drainer, status
+from ostiary.audit.drainer import main as drainer_main
 from ostiary.audit.event import Pending
+from ostiary.audit.keys import audit_paths, load_keyring, open_log
 from ostiary.audit.log import encode_event, encode_key
 from ostiary.audit.spool import Spool
 from ostiary.config.schema import Audit
@@ -45,39 +46,14 @@ class AuditUnavailable(GatewayError):
                          status=503, type="api_error", code="audit_unavailable")
 
 
-def audit_paths(cfg: Audit, data_dir: Path) -> tuple[Path, Path, Path]:
-    """(spool directory, signing key file, default master key file)."""
-    base = data_dir / "audit"
-    return (cfg.spool_dir or base, cfg.signing_key_file or base / "signing.key", base / "master.key")
-
-
-def load_signer(cfg: Audit, data_dir: Path) -> Signer:
-    """The note signing key; in the embedded default it is created on first start."""
-    _, path, _ = audit_paths(cfg, data_dir)
-    if cfg.signing_key_file is None and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(Signer.generate(cfg.origin).key_string() + "\n")
-    try:
-        return Signer.from_key_string(path.read_text().strip())
-    except OSError as e:
-        raise ValueError(f"cannot read the audit signing key {path}: {e.strerror}") from None
-
-
-def load_keyring(cfg: Audit, data_dir: Path) -> Keyring:
-    _, _, default = audit_paths(cfg, data_dir)
-    return Keyring(MasterKey.load(cfg.master_key_file, cfg.master_key_env, default))
-
-
 class AuditTrail:
     def __init__(self, cfg: Audit, store: Store, data_dir: Path, drainer_process: bool = True) -> None:
         spool_dir, _, _ = audit_paths(cfg, data_dir)
         self.cfg = cfg
         self.data_dir = data_dir
         self.keyring = load_keyring(cfg, data_dir)
-        self.signer = load_signer(cfg, data_dir)
-        self.log = open_log(cfg, store.url, data_dir)  # its own engine: the drainer thread may share it
+        self.log = open_log(cfg, Store(store.url), data_dir)  # its own engine: a drainer thread may share it
+        self.signer = self.log.signer
         self.spool_dir = spool_dir
         self.spool = Spool.claim(spool_dir, cfg.fsync)
         self.drainer_process = drainer_process
@@ -91,15 +67,12 @@ class AuditTrail:
         self._stop = threading.Event()
         self._wake = threading.Event()  # a thread drainer drains at once when `flush` asks
         self._drainer: Drainer | None = None
-        self.written = 0  # events on disk, this process
 
     def start(self) -> None:
         """Start draining: a process (the gateway), or a thread (`drainer_process=False`)."""
         if self.drainer_process:
             ctx = multiprocessing.get_context("spawn")
-            from ostiary.audit.drainer import main
-
-            self._process = ctx.Process(target=main, name="ostiary-audit-drainer", daemon=True, args=(
+            self._process = ctx.Process(target=drainer_main, name="ostiary-audit-drainer", daemon=True, args=(
                 self.cfg, self.log.store.url, str(self.data_dir), str(self.spool.path), os.getpid()))
             self._process.start()
         else:
@@ -112,7 +85,18 @@ class AuditTrail:
 
     async def record(self, pending: Pending) -> None:
         """Return once the event is durable; raise AuditUnavailable if it cannot be."""
-        loop = asyncio.get_running_loop()
+        await self._enqueue(asyncio.get_running_loop(), pending)
+
+    def record_nowait(self, pending: Pending) -> None:
+        """For events nobody waits on (a client that left, a notice), from the loop or any thread."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.record_sync(pending)
+            return
+        self._enqueue(loop, pending).add_done_callback(_ignore)
+
+    def _enqueue(self, loop: asyncio.AbstractEventLoop, pending: Pending) -> asyncio.Future[None]:
         future: asyncio.Future[None] = loop.create_future()
         self._batch.append((pending, future))
         if not self._busy:
@@ -120,24 +104,7 @@ class AuditTrail:
             self._loop = loop
             # At the end of this loop iteration: every event finished by then joins the batch.
             loop.call_soon(self._flush)
-        await future
-
-    def record_nowait(self, pending: Pending) -> None:
-        """For events nobody waits on (a client that left, a notice), from the loop or any thread."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is None:
-            self.record_sync(pending)
-            return
-        future: asyncio.Future[None] = loop.create_future()
-        future.add_done_callback(_ignore)
-        self._batch.append((pending, future))
-        if not self._busy:
-            self._busy = True
-            self._loop = loop
-            loop.call_soon(self._flush)
+        return future
 
     def record_sync(self, pending: Pending) -> None:
         """From a thread that is not an event loop's (the CLI, admin work in threads, tests)."""
@@ -192,7 +159,6 @@ class AuditTrail:
         # Keys created for these events go first: the store has a key before any event under it.
         keys = [encode_key(k.kid, k.subject, k.period, self.keyring.wrapped(k)) for k in self.keyring.take_fresh()]
         self.spool.write(keys + records)
-        self.written += len(records)
 
     def _seal(self, pending: Pending) -> dict[str, Any]:
         envelope = pending.envelope

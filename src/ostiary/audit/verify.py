@@ -24,7 +24,8 @@ from pathlib import Path
 
 from ostiary.audit import merkle
 from ostiary.audit.checkpoint import Checkpoint, NoteError, Verifier, open_note
-from ostiary.audit.log import AuditLog
+from ostiary.audit.event import notice
+from ostiary.audit.log import AuditLog, encode_event
 
 
 @dataclass(slots=True)
@@ -100,6 +101,21 @@ def verify(log: AuditLog, verifiers: list[Verifier], witness_dir: Path | None = 
                                   "events: the log was truncated or rolled back")
         elif roots.get(size) != cp.root:
             report.bad(None, f"the witness's checkpoint at size {size} does not match the log: history was rewritten")
+    return report
+
+
+def trusted(log: AuditLog, configured: list[str], given: list[str] | None = None) -> list[Verifier]:
+    """The keys a verification trusts: those given, else the log's own signer and the configured
+    earlier ones (`audit.verifier_keys`)."""
+    keys = given or [log.signer.verifier().key_string(), *configured]
+    return [Verifier.from_key_string(k) for k in keys]
+
+
+def verify_and_record(log: AuditLog, keys: list[Verifier], witness_dir: Path | None, **who: str) -> Report:
+    """Verify, then append the run itself to the log (after the part it checked)."""
+    report = verify(log, keys, witness_dir)
+    log.append([encode_event(notice("verify", **who, ok=report.ok, size=report.size, checkpoints=report.checkpoints,
+                                    first_bad_index=report.first_bad).envelope)])
     return report
 
 
