@@ -1,4 +1,5 @@
-"""The `ostiary` command: serve, config check, keys, audit, subjects, prompts, eval, mock-upstream."""
+"""The `ostiary` command: serve, config check, keys, audit, subjects, prompts, releases, eval,
+mock-upstream."""
 
 from __future__ import annotations
 
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     from ostiary.llmops.cli import add_parser as add_prompts
 
     add_prompts(sub)
+
+    from ostiary.llmops.release_cli import add_parser as add_releases
+
+    add_releases(sub)
 
     from ostiary.llmops.eval_cli import add_parser as add_eval
 

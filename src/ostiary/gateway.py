@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -37,6 +38,8 @@ from ostiary.limits.meter import UsageMeter
 from ostiary.limits.rate import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from ostiary.limits.stage import LimitsStage
 from ostiary.llmops.prompts import Prompts
+from ostiary.llmops.releases import Releases
+from ostiary.llmops.stage import PromptStage, ReleaseStage
 from ostiary.pipeline.call import Call
 from ostiary.pipeline.stage import Handler, Stage, compose
 from ostiary.providers.anthropic import AnthropicProvider
@@ -95,13 +98,16 @@ class Gateway:
         self.prompts = Prompts(self.store, cfg.prompts.protected_labels)
         self.prompts.load()
         self.keys.followers.append(self.prompts.load)  # a new version or a moved label, on any replica
+        self.releases = Releases(self.store, self.prompts, lambda: self.runtime.config)
+        self.releases.load()
+        self.keys.followers.append(self.releases.load)  # a release's step, pause, rollback, on any replica
         # The trail's files and keys are chosen at start (like the store): a change needs a restart.
         self.audit = AuditTrail(cfg.audit, self.store, cfg.server.data_dir) if cfg.audit.enabled else None
         self.subjects = subjects = Subjects(self.audit.log, self.audit.keyring) if self.audit else None
         if self.audit is not None:
             # An erasure or a retention run on any replica deletes data keys: drop the cached ones.
             self.keys.followers.append(self.audit.keyring.forget)
-        self.admin = AdminAPI(key_service, subjects, tuple(cfg.audit.verifier_keys), self.prompts)
+        self.admin = AdminAPI(key_service, subjects, tuple(cfg.audit.verifier_keys), self.prompts, self.releases)
         # Metrics outlive reloads; the OTLP exporter is chosen at start (a missing 'otel' extra fails here).
         self.telemetry = Telemetry(cfg.telemetry, self.health.snapshot, self.audit.lag if self.audit else None)
         self.alerts = BudgetAlerts(cfg.budgets, self.pool)
@@ -135,8 +141,9 @@ class Gateway:
         # Telemetry right after it: the trace id is set before any stage can refuse, and every end is counted.
         stages: list[Stage] = [*([AuditStage(self.audit)] if self.audit else []),
                                TelemetryStage(self.telemetry.metrics, self.telemetry.tracer, cfg, loaded.version),
-                               identify,
-                               *([authorize] if authorize else []), limits, *([guardrails] if guardrails else [])]
+                               identify, *([authorize] if authorize else []),
+                               ReleaseStage(self.releases), PromptStage(self.prompts, cfg.server.max_messages),
+                               limits, *([guardrails] if guardrails else [])]
         models = {"object": "list", "data": [model_card(r.name) for r in cfg.routes]}
         return Runtime(loaded, router, identify, compose(stages, router), loaded.version.encode(),
                        orjson.dumps(models), limits, guardrails)
@@ -156,7 +163,12 @@ class Gateway:
         if self.audit is None:
             raise GatewayError("Feedback is linked to the audit trail, which is disabled on this gateway.",
                                status=404, type="invalid_request_error", code="audit_disabled")
-        return await leave_feedback(self.audit, principal, raw)
+        return await leave_feedback(self.audit, principal, raw, self._score_release)
+
+    def _score_release(self, arms: list[dict[str, Any]], score: float) -> None:
+        for a in arms:
+            if not a.get("forced"):
+                self.releases.score(str(a.get("id")), str(a.get("arm")), score)
 
     def reload(self) -> bool:
         """Load the config file again; on any error keep serving the current one. True if swapped."""
@@ -202,9 +214,22 @@ class Gateway:
         self._tasks.append(asyncio.ensure_future(self.keys.refresh_forever(every)))
         self._tasks.append(asyncio.ensure_future(self.meter.flush_forever()))
         self._tasks.append(asyncio.ensure_future(self.book.refresh_forever()))
+        self._tasks.append(asyncio.ensure_future(self._control_releases_forever()))
         if self.audit is not None:
             self.audit.start()
             self._tasks.append(asyncio.ensure_future(self._retain_forever()))
+
+    async def _control_releases_forever(self, every: float = 1.0) -> None:
+        """Store this replica's release counts and run the release controller (each replica does;
+        a decision is a compare-and-set, so one replica makes it)."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if self.releases.snapshot.active:
+                    for rid, decision in await asyncio.to_thread(self.releases.tick):
+                        log.info("release %s: %s", rid, decision)
+            except Exception:
+                log.warning("release controller run failed; next try in %s s", every, exc_info=True)
 
     async def _retain_forever(self, every: float = 3600.0) -> None:
         """Shred content past its retention time (each replica runs it; a second run finds nothing)."""
@@ -221,6 +246,7 @@ class Gateway:
         for task in self._tasks:
             task.cancel()
         await self.meter.flush_soon()
+        await asyncio.to_thread(self.releases.flush)
         await self.alerts.aclose()  # webhooks on their way get a moment to arrive
         await self.pool.aclose()
         await self.limiter.aclose()

@@ -100,6 +100,8 @@ def test_openapi_lists_every_endpoint_with_its_request_schema(env: Env) -> None:
         ("/admin/v1/subjects/hold/{subject}", "delete"),
         ("/admin/v1/prompts", "get"), ("/admin/v1/prompts/{ref}", "get"),
         ("/admin/v1/prompts/{name}/versions", "post"), ("/admin/v1/prompts/{name}/labels/{label}", "put"),
+        ("/admin/v1/releases", "get"), ("/admin/v1/releases", "post"), ("/admin/v1/releases/{id}", "get"),
+        ("/admin/v1/releases/{id}/{action}", "post"),
     }
     assert listed == expected == {(r.openapi_path, r.method.lower()) for r in ROUTES}
     schemas = doc["components"]["schemas"]

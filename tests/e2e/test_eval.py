@@ -83,3 +83,34 @@ def test_known_answers_and_an_injected_error_spike_through_the_gateway(tmp_path:
     assert flaky.returncode == 1
     report = json.loads((tmp_path / "flaky.json").read_text())
     assert report["errors"] == 2 and report["results"][0]["mean"] == 0.5
+
+
+def test_llm_judges_grade_through_the_gateway_and_pairwise_cancels_position(tmp_path: Path) -> None:
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(f"server: {{data_dir: {tmp_path / 'data'}}}\nroutes:\n"
+                   "  - name: assistant\n    deployments: [{provider: mock, model: a, mock: {answers: [\n"
+                   "      {when: France, reply: Paris}, {when: Peru, reply: Lima}, {when: Japan, reply: 'I do not know'}]}}]\n"
+                   # The judge: a rubric grade by whether the answer is a city; a preference for Tokyo
+                   # wherever it stands (A or B), else a tie.
+                   "  - name: judge\n    deployments: [{provider: mock, model: j, mock: {answers: [\n"
+                   "      {when: 'grade:\\s*<answer>(Paris|Lima)</answer>', reply: '{\"score\": 5, \"reason\": \"right\"}'},\n"
+                   "      {when: 'Answer to grade', reply: '{\"score\": 1, \"reason\": \"wrong\"}'},\n"
+                   "      {when: 'Answer A:\\s*<answer>Tokyo', reply: '{\"winner\": \"A\"}'},\n"
+                   "      {when: 'Answer B:\\s*<answer>Tokyo', reply: 'B'},\n"
+                   "      {when: 'Answer A', reply: 'tie'}]}}]\n")
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps({"input": f"capital of {c}", "expected": e}) + "\n"
+                                                 for c, e in (("France", "Paris"), ("Peru", "Lima"), ("Japan", "Tokyo"))))
+    suite = tmp_path / "judged.yaml"
+    suite.write_text("name: judged\ndataset: rows.jsonl\ntarget: {route: assistant}\nassertions:\n"
+                     "  - {type: judge, judge: judge, rubric: 'The answer names the capital city.', threshold: 0.6}\n"
+                     "  - {type: pairwise, judge: judge, threshold: 0.5}\n")
+    with gateway(cfg) as (url, _):
+        done = _eval(cfg, url, suite, "--json", str(tmp_path / "j.json"))
+    assert done.returncode == 1, done.stdout + done.stderr  # the pairwise gate fails
+    report = json.loads((tmp_path / "j.json").read_text())
+    means = {r["assertion"]: r["mean"] for r in report["results"]}
+    assert means == {"judge": round(2 / 3, 4), "pairwise": round(1 / 3, 4)}
+    # Japan: the reference wins in both orders (0); France and Peru: ties in both orders (0.5).
+    assert [i["scores"]["pairwise"] for i in report["items"]] == [0.5, 0.5, 0.0]
+    assert report["signatures"]["judge"].startswith("judge|route:judge|ostiary-judge-1|rubric sha256:")
+    assert "both orders" in report["signatures"]["pairwise"]

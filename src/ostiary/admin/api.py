@@ -1,5 +1,5 @@
 """The admin REST API under /admin/v1: keys, tenants, users, budgets, limits, usage, events,
-guardrail reviews, the audit trail, data subjects and prompts.
+guardrail reviews, the audit trail, data subjects, prompts and releases.
 
 Framework-free: the server hands over (method, path, query, body, principal) and sends back what
 `AdminAPI.handle` returns. The endpoints live in one module per subject (admin/keys.py,
@@ -21,6 +21,7 @@ from ostiary.admin.budgets import ROUTES as BUDGET_ROUTES
 from ostiary.admin.keys import ROUTES as KEY_ROUTES
 from ostiary.admin.openapi import document
 from ostiary.admin.prompts import ROUTES as PROMPT_ROUTES
+from ostiary.admin.releases import ROUTES as RELEASE_ROUTES
 from ostiary.admin.reviews import ROUTES as REVIEW_ROUTES
 from ostiary.admin.routing import READERS, Request, Route, parse_query
 from ostiary.admin.tenants import ROUTES as TENANT_ROUTES
@@ -37,6 +38,7 @@ from ostiary.limits import settings
 from ostiary.limits.reports import ReportError
 from ostiary.limits.settings import Settings
 from ostiary.llmops.prompts import PromptError, Prompts
+from ostiary.llmops.releases import ReleaseError, Releases
 from ostiary.store import Store
 
 PREFIX = "/admin/v1/"
@@ -53,6 +55,7 @@ class Services:
     reviews: Reviews
     subjects: Subjects | None  # None: the audit trail is disabled
     prompts: Prompts
+    releases: Releases
     verifier_keys: tuple[str, ...] = ()
 
 
@@ -62,6 +65,7 @@ async def _openapi(svc: Services, req: Request) -> tuple[int, Any]:
 
 ROUTES: tuple[Route, ...] = (
     *KEY_ROUTES, *TENANT_ROUTES, *BUDGET_ROUTES, *USAGE_ROUTES, *REVIEW_ROUTES, *AUDIT_ROUTES, *PROMPT_ROUTES,
+    *RELEASE_ROUTES,
     Route("GET", "/openapi.json", _openapi, "This document", roles=READERS, returns="the OpenAPI document"),
 )
 OPENAPI = document(ROUTES)
@@ -69,10 +73,12 @@ OPENAPI = document(ROUTES)
 
 class AdminAPI:
     def __init__(self, keys: KeyService, subjects: Subjects | None = None, verifier_keys: tuple[str, ...] = (),
-                 prompts: Prompts | None = None) -> None:
+                 prompts: Prompts | None = None, releases: Releases | None = None) -> None:
         store = keys.store
+        prompts = prompts or Prompts(store)
+        releases = releases or Releases(store, prompts, None)
         self.services = Services(keys, Directory(store), Settings(store), store, Reviews(store), subjects,
-                                 prompts or Prompts(store), verifier_keys)
+                                 prompts, releases, verifier_keys)
 
     async def handle(self, method: str, path: str, query: str, body: bytes,
                      principal: Principal) -> tuple[int, Any]:
@@ -104,6 +110,16 @@ class AdminAPI:
                                    param=e.param) from None
             if e.missing:
                 raise NotFound(str(e), param=e.param, code="prompt_not_found") from None
+            raise InvalidRequest(str(e), param=e.param) from None
+        except ReleaseError as e:
+            if e.gate:
+                raise GatewayError(str(e), status=409, type="invalid_request_error", code="evaluation_required",
+                                   param=e.param) from None
+            if e.conflict:
+                raise GatewayError(str(e), status=409, type="invalid_request_error", code="conflict",
+                                   param=e.param) from None
+            if e.missing:
+                raise NotFound(str(e), param=e.param, code="release_not_found" if e.param == "id" else None) from None
             raise InvalidRequest(str(e), param=e.param) from None
         except BundleError as e:
             raise GatewayError(str(e), status=409, type="invalid_request_error", code="not_checkpointed") from None

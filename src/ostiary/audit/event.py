@@ -70,6 +70,7 @@ def describe(call: Call, status: int, error: tuple[str, str] | None, answer: dic
                       "status": a.status, "outcome": a.outcome, "error": a.error} for a in call.attempts],
         "config_version": call.config_version,
         "prompt": call.decisions.get("prompt"),
+        "release": call.decisions.get("release"),
         "policies": sorted({f"{v['policy']}@{v['version']}" for v in verdicts}),
         "guardrails": verdicts,
         "authorization": call.decisions.get("authorization"),

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import orjson
 
 from ostiary.audit.event import notice
 from ostiary.audit.trail import AuditTrail
@@ -54,7 +56,11 @@ def parse(raw: bytes) -> Feedback:
     return fb
 
 
-async def leave(trail: AuditTrail, principal: Principal, raw: bytes) -> dict[str, Any]:
+Scored = Callable[[list[dict[str, Any]], float], None]
+
+
+async def leave(trail: AuditTrail, principal: Principal, raw: bytes, scored: Scored | None = None) -> dict[str, Any]:
+    """Store feedback on a request; `scored` gets a score with the release arms the request was on."""
     fb = parse(raw)
     row = await _event(trail, fb.request_id)
     subject = trail.keyring.pseudonym(f"{principal.tenant}/{principal.user or principal.subject}")
@@ -72,6 +78,10 @@ async def leave(trail: AuditTrail, principal: Principal, raw: bytes) -> dict[str
     await asyncio.to_thread(_insert, trail, values)
     await trail.record(notice("feedback", id=fid, request_id=fb.request_id, request_seq=row.seq,
                               tenant=row.tenant_id, score=fb.score, label=fb.label))
+    if scored is not None and fb.score is not None:
+        arms = orjson.loads(row.body).get("release")
+        if arms:
+            scored(arms, fb.score)
     return {"id": fid, "object": "feedback", "request_id": fb.request_id}
 
 

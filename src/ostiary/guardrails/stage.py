@@ -1,7 +1,8 @@
 """The guardrails stage: the input scanners of the call's policy before the request leaves, the
 output scanners on the answer (a stream as it flows, see guardrails/stream.py).
 
-Which policy: the key's `guardrails` tag, else the route's binding, else the tenant's, else the
+Which policy: the key's `guardrails` tag, else the route's binding (or the policy a release
+moved it to, llmops/releases.py), else the tenant's, else the
 default; none, no scanning. Per finding the policy's action applies: `block` refuses the request
 (400, naming the policy, scanner and entity types), `redact` replaces the values by placeholders
 before the upstream sees them (restored in the answer when the policy says so), `escalate` holds
@@ -50,7 +51,11 @@ class GuardrailsStage:
 
     def policy_for(self, call: Call) -> Policy | None:
         p = call.principal
-        name = (p.tags.get("guardrails") if p is not None else None) or self.cfg.routes.get(call.model) \
+        pointers = call.decisions.get("pointers")
+        bound = pointers.get(f"guardrails:{call.model}") if pointers else None  # a release moved the binding
+        if bound not in self.policies:  # gone from the config since: the configured binding holds
+            bound = None
+        name = (p.tags.get("guardrails") if p is not None else None) or bound or self.cfg.routes.get(call.model) \
             or (self.cfg.tenants.get(p.tenant) if p is not None else None) or self.cfg.default
         return self.policies.get(name) if name else None
 

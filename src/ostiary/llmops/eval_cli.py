@@ -66,9 +66,12 @@ def _open_store(args: argparse.Namespace) -> Store:
     return Store.open(loaded.config.database_url, loaded.config.server.data_dir)
 
 
-def _client(args: argparse.Namespace, timeout: float) -> httpx.Client:
-    return httpx.Client(base_url=args.url.rstrip("/"), timeout=timeout,
-                        headers={"authorization": f"Bearer {os.environ.get(args.key_env, 'none')}"})
+def _client(args: argparse.Namespace, timeout: float, release: str | None = None) -> httpx.Client:
+    """`release` ("ID=ARM"): put every call on that arm of the release."""
+    headers = {"authorization": f"Bearer {os.environ.get(args.key_env, 'none')}"}
+    if release is not None:
+        headers["x-ostiary-release"] = release
+    return httpx.Client(base_url=args.url.rstrip("/"), timeout=timeout, headers=headers)
 
 
 def _finish(args: argparse.Namespace, report: dict[str, Any]) -> int:
@@ -164,13 +167,18 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     try:
         baseline = _baseline(store, suite.name, args.baseline) if args.baseline else None
-        client = _client(args, suite.timeout)
+        arm = f"{suite.target.release}={suite.target.arm}" if suite.target.release else None
+        client = _client(args, suite.timeout, arm)
         bar = _Progress(len(rows) * suite.repeats, enabled=not args.no_progress)
         started = datetime.now(UTC)
         t0 = time.monotonic()
-        results, items = run(suite, rows, lambda body: _call(client, body), baseline, bar.advance)
+        # Judges are asked without the release header: it names the target's release, not theirs.
+        judge = _client(args, suite.timeout) if arm is not None else client
+        results, items = run(suite, rows, lambda body: _call(client, body), baseline, bar.advance,
+                             ask=lambda body: _call(judge, body))
         bar.close()
         client.close()
+        judge.close()
         if all(i["error"] for i in items):
             print(f"ostiary: every call failed, e.g.: {items[0]['error']}", file=sys.stderr)
             return 2
@@ -196,7 +204,8 @@ def _call(client: httpx.Client, body: dict[str, Any]) -> Answer:
         return Answer("", ms, None, f"HTTP {r.status_code}: {message}")
     content = _message(r.json()).get("content") or ""
     cost = r.headers.get("x-ostiary-cost-usd")
-    return Answer(content, ms, float(cost) if cost is not None else None, prompt=r.headers.get("x-ostiary-prompt"))
+    return Answer(content, ms, float(cost) if cost is not None else None, prompt=r.headers.get("x-ostiary-prompt"),
+                  release=r.headers.get("x-ostiary-release"))
 
 
 def _baseline(store: Store, suite: str, which: str) -> dict[str, float]:
@@ -216,10 +225,22 @@ def _report(suite: Suite, rows: list[dict[str, Any]], digest: str, results: list
             "seconds": seconds, "passed": all(r.passed for r in results),
             "target": {"route": suite.target.route, "prompt": suite.target.prompt, "params": suite.target.params,
                        # The versions the gateway rendered: what a protected label's gate looks for.
-                       "prompt_versions": sorted({i["prompt"] for i in items if i.get("prompt")})},
+                       "prompt_versions": sorted({i["prompt"] for i in items if i.get("prompt")}),
+                       # The release arms its calls were on: what a release's gate looks for.
+                       "releases": _arms(items)},
             "dataset": suite.dataset, "dataset_sha256": digest, "rows": len(rows), "repeats": suite.repeats,
             "seed": suite.seed, "signatures": signatures(suite), "results": [r.public() for r in results],
             "errors": sum(1 for i in items if i["error"]), "items": items}
+
+
+def _arms(items: list[dict[str, Any]]) -> dict[str, list[str]]:
+    seen: dict[str, set[str]] = {}
+    for item in items:
+        for part in (item.get("release") or "").split(","):
+            rid, sep, arm = part.strip().partition("=")
+            if sep:
+                seen.setdefault(rid, set()).add(arm)
+    return {rid: sorted(arms) for rid, arms in seen.items()}
 
 
 def _store(store: Store, report: dict[str, Any], started: datetime) -> None:

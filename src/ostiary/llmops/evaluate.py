@@ -10,7 +10,8 @@ passes when that mean reaches its threshold and, given a baseline run, does not 
 
 Metrics: ROUGE-L F1 (`rouge-score`), sentence BLEU and chrF (`sacrebleu`; their signatures are
 reported so that a score can be reproduced), with the `eval` extra; embedding cosine similarity
-(all-MiniLM-L6-v2) with the `embeddings` extra.
+(all-MiniLM-L6-v2) with the `embeddings` extra; LLM-as-judge rubrics and pairwise preference judged
+in both orders (llmops/judge.py), the judge called through the gateway.
 """
 
 from __future__ import annotations
@@ -32,8 +33,12 @@ import jsonschema
 import msgspec
 import yaml
 
+from ostiary.llmops import judge
+from ostiary.llmops.judge import Ask
+
 Kind = Literal["equals", "contains", "not_contains", "regex", "json_schema", "rouge_l", "bleu", "chrf",
-               "similarity", "latency_ms", "cost_usd"]
+               "similarity", "judge", "pairwise", "latency_ms", "cost_usd"]
+JUDGED = ("judge", "pairwise")
 METRICS = ("rouge_l", "bleu", "chrf", "similarity")
 
 
@@ -51,6 +56,9 @@ class Assertion(msgspec.Struct, forbid_unknown_fields=True):
     threshold: float = 1.0  # the mean score the gate needs (BLEU and chrF are 0-100, ROUGE-L 0-1)
     max_regression: float | None = None  # against a baseline run: the largest drop allowed
     ignore_case: bool = False
+    judge: str | None = None  # judge, pairwise: the route of the judge model (called through the gateway)
+    rubric: str | None = None  # judge: what a good answer is; pairwise: the criteria (a default if none)
+    scale: int = 5  # judge: the rubric's scores run from 1 to this
 
     @property
     def label(self) -> str:
@@ -58,9 +66,14 @@ class Assertion(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class Target(msgspec.Struct, forbid_unknown_fields=True):
+    """What the suite calls. `release`: send every call to that release's `arm` (needs an admin key),
+    which is how a run becomes the evaluation gate of a release's candidate."""
+
     route: str
     prompt: str | None = None
     params: dict[str, Any] = {}
+    release: str | None = None
+    arm: Literal["candidate", "baseline"] = "candidate"
 
 
 class Suite(msgspec.Struct, forbid_unknown_fields=True):
@@ -81,6 +94,7 @@ class Answer:
     cost: float | None
     error: str | None = None
     prompt: str | None = None  # the prompt version the gateway rendered (x-ostiary-prompt)
+    release: str | None = None  # the release arms the call was on (x-ostiary-release: "ID=ARM, ...")
 
 
 @dataclass(slots=True)
@@ -116,6 +130,10 @@ def load_suite(path: Path) -> tuple[Suite, list[dict[str, Any]], str]:
             raise SuiteError(f"{path}: assertion {a.label} needs schema")
         if a.type in METRICS:
             _metric(a.type)  # the extra is installed, or say so now
+        if a.type in JUDGED and not a.judge:
+            raise SuiteError(f"{path}: assertion {a.label} needs judge (the route of the judge model)")
+        if a.type == "judge" and (not a.rubric or not 2 <= a.scale <= 100):
+            raise SuiteError(f"{path}: assertion {a.label} needs a rubric and a scale from 2 to 100")
     data = (path.parent / suite.dataset).read_bytes()
     rows = _rows(suite.dataset, data)
     if not rows:
@@ -161,12 +179,17 @@ def request_body(suite: Suite, row: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def score(a: Assertion, answer: Answer, row: dict[str, Any]) -> float:
-    """The assertion's score for one answer: 0..1 for checks, the metric's own scale for metrics."""
+def score(a: Assertion, answer: Answer, row: dict[str, Any], ask: Ask | None = None) -> float:
+    """The assertion's score for one answer: 0..1 for checks and judges, the metric's own scale for
+    metrics. `ask` calls the gateway for a judge."""
     if answer.error is not None and a.type not in ("latency_ms",):
         return 0.0
     text = answer.text
     expected = a.value if a.value is not None else row.get(a.field)
+    if a.type == "judge":
+        if ask is None:
+            raise SuiteError(f"assertion {a.label}: a judge needs the gateway")
+        return judge.rubric_score(a, judge.question_of(row), text, None if expected is None else str(expected), ask)
     if a.type == "latency_ms":
         return float(answer.error is None and answer.ms <= (a.max or 0))
     if a.type == "cost_usd":
@@ -180,6 +203,10 @@ def score(a: Assertion, answer: Answer, row: dict[str, Any]) -> float:
     if expected is None:
         raise SuiteError(f"assertion {a.label}: the row has no field {a.field!r} and no value is given")
     expected = str(expected)
+    if a.type == "pairwise":
+        if ask is None:
+            raise SuiteError(f"assertion {a.label}: a judge needs the gateway")
+        return judge.pairwise_score(a, judge.question_of(row), text, expected, ask)
     if a.type in METRICS:
         return _metric(a.type)(text, expected)
     if a.ignore_case:
@@ -238,6 +265,8 @@ def signatures(suite: Suite) -> dict[str, str]:
             out[a.label] = f"rougeL|fmeasure|rouge-score:{version('rouge-score')}"
         elif a.type == "similarity":
             out[a.label] = "cosine|all-MiniLM-L6-v2|mean-pooled|numpy forward (ostiary.guardrails.embed)"
+        elif a.type in JUDGED:
+            out[a.label] = judge.signature(a)
     return out
 
 
@@ -251,9 +280,10 @@ def bootstrap(values: list[float], seed: int, rounds: int = 1000) -> tuple[float
 
 
 def run(suite: Suite, rows: list[dict[str, Any]], call: Callable[[dict[str, Any]], Answer],
-        baseline: dict[str, float] | None = None, progress: Callable[[int], None] | None = None
-        ) -> tuple[list[Result], list[dict[str, Any]]]:
-    """Call the target for every row and repeat, score, aggregate; (results, items for the reports)."""
+        baseline: dict[str, float] | None = None, progress: Callable[[int], None] | None = None,
+        ask: Ask | None = None) -> tuple[list[Result], list[dict[str, Any]]]:
+    """Call the target for every row and repeat, score, aggregate; (results, items for the reports).
+    `ask` calls a judge (by default `call`)."""
     jobs = [(i, r) for i in range(len(rows)) for r in range(suite.repeats)]
     answers: dict[tuple[int, int], Answer] = {}
     with ThreadPoolExecutor(max(1, suite.concurrency)) as pool:
@@ -262,8 +292,10 @@ def run(suite: Suite, rows: list[dict[str, Any]], call: Callable[[dict[str, Any]
             answers[(i, r)] = answer
             if progress is not None:
                 progress(1)
-    # Each answer is scored once per assertion (a metric may run a model); results and items share it.
-    scores = {job: [score(a, answers[job], rows[job[0]]) for a in suite.assertions] for job in jobs}
+        # Each answer is scored once per assertion (a metric may run a model, a judge calls the
+        # gateway: in the pool too); results and items share the scores.
+        scores = dict(zip(jobs, pool.map(lambda job: [score(a, answers[job], rows[job[0]], ask or call)
+                                                      for a in suite.assertions], jobs), strict=True))
     results = []
     for n, a in enumerate(suite.assertions):
         per_item = [statistics.fmean(scores[(i, r)][n] for r in range(suite.repeats)) for i in range(len(rows))]
@@ -274,7 +306,7 @@ def run(suite: Suite, rows: list[dict[str, Any]], call: Callable[[dict[str, Any]
             base is not None and a.max_regression is not None and mean < base - a.max_regression)
         results.append(Result(a, mean, low, high, passed, base, per_item))
     items = [{"row": i, "repeat": r, "answer": answers[(i, r)].text, "ms": round(answers[(i, r)].ms, 2),
-              "prompt": answers[(i, r)].prompt,
+              "prompt": answers[(i, r)].prompt, "release": answers[(i, r)].release,
               "cost_usd": answers[(i, r)].cost, "error": answers[(i, r)].error,
               "scores": {a.label: v for a, v in zip(suite.assertions, scores[(i, r)], strict=True)}}
              for i, r in jobs]

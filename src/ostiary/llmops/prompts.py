@@ -107,14 +107,17 @@ class Snapshot:
     versions: dict[tuple[str, int], Version]
     labels: dict[tuple[str, str], int]
 
-    def resolve(self, ref: str) -> tuple[Version, str | None]:
+    def resolve(self, ref: str, pointers: dict[str, str] | None = None) -> tuple[Version, str | None]:
+        """The version `ref` names; `pointers` ("prompt:NAME@LABEL" -> version) put a release's
+        candidate in place of what a label points at, for this call only."""
         name, _, which = ref.partition("@")
         which = which or DEFAULT_LABEL
         if which.isdigit():
             version, label = int(which), None
         else:
             label = which
-            found = self.labels.get((name, label))
+            moved = pointers.get(f"prompt:{name}@{label}") if pointers else None
+            found = int(moved) if moved is not None else self.labels.get((name, label))
             if found is None:
                 raise PromptError(f"prompt {name!r} has no label {label!r}", param="prompt", missing=True)
             version = found
@@ -123,14 +126,14 @@ class Snapshot:
             raise PromptError(f"prompt {name!r} has no version {version}", param="prompt", missing=True)
         return v, label
 
-    def render(self, ref: str, variables: Any) -> Rendered:
+    def render(self, ref: str, variables: Any, pointers: dict[str, str] | None = None) -> Rendered:
         if not isinstance(ref, str) or not ref:
             raise PromptError("prompt must be NAME, NAME@LABEL or NAME@VERSION", param="prompt")
         if variables is None:
             variables = {}
         if not isinstance(variables, dict):
             raise PromptError("variables must be an object", param="variables")
-        v, label = self.resolve(ref)
+        v, label = self.resolve(ref, pointers)
         declared = v.template.variables
         unknown = sorted(set(variables) - set(declared))
         if unknown:
@@ -204,23 +207,13 @@ class Prompts:
                 prompt_versions.c.name == name, prompt_versions.c.version == version)).first()
             if exists is None:
                 raise PromptError(f"prompt {name!r} has no version {version}", param="version", missing=True)
-            gate = None if label not in self.protected else _passing_run(conn, f"{name}@{version}")
+            gate = None if label not in self.protected else passing_run(conn, f"{name}@{version}")
             if label in self.protected and gate is None and not force:
                 raise PromptError(f"label {label!r} is protected: {name}@{version} needs a passing evaluation run "
                                   f"first (ostiary eval run with target prompt {name}@{version} or a label on it), "
                                   "or an admin's force", param="version", gate=True)
-            old = conn.execute(sa.select(prompt_labels.c.version).where(
-                prompt_labels.c.name == name, prompt_labels.c.label == label)).scalar()
-            values = {"version": version, "updated_at": datetime.now(UTC), "updated_by": who.subject[:200]}
-            if old is None:
-                conn.execute(prompt_labels.insert().values(name=name, label=label, **values))
-            else:
-                conn.execute(prompt_labels.update().where(prompt_labels.c.name == name,
-                                                          prompt_labels.c.label == label).values(**values))
-            record_by(conn, who, "prompt.label", tenant=None, target=f"{name}@{label}",
-                      details={"from": old, "to": version, "gate": gate, "forced": force and gate is None
-                               and label in self.protected})
-            bump_generation(conn)
+            old = move_label(conn, name, label, version, who, {"gate": gate, "forced": force and gate is None
+                                                                 and label in self.protected})
         self.load()
         return {"name": name, "label": label, "version": version, "previous": old, "gate": gate}
 
@@ -232,7 +225,24 @@ class Prompts:
                  "labels": {label: v for (m, label), v in sorted(snap.labels.items()) if m == n}} for n in names]
 
 
-def _passing_run(conn: sa.Connection, ref: str) -> str | None:
+def move_label(conn: sa.Connection, name: str, label: str, version: int, who: Actor,
+               details: dict[str, Any]) -> int | None:
+    """Point `label` at `version` in the caller's transaction, recorded; the version it pointed at before."""
+    old = conn.execute(sa.select(prompt_labels.c.version).where(
+        prompt_labels.c.name == name, prompt_labels.c.label == label)).scalar()
+    values = {"version": version, "updated_at": datetime.now(UTC), "updated_by": who.subject[:200]}
+    if old is None:
+        conn.execute(prompt_labels.insert().values(name=name, label=label, **values))
+    else:
+        conn.execute(prompt_labels.update().where(prompt_labels.c.name == name,
+                                                  prompt_labels.c.label == label).values(**values))
+    record_by(conn, who, "prompt.label", tenant=None, target=f"{name}@{label}",
+              details={"from": old, "to": version, **details})
+    bump_generation(conn)
+    return old
+
+
+def passing_run(conn: sa.Connection, ref: str) -> str | None:
     """The newest passing evaluation run that exercised `ref` ("NAME@VERSION"), if any."""
     rows = conn.execute(sa.select(eval_runs.c.id, eval_runs.c.target).where(eval_runs.c.passed.is_(True))
                         .order_by(eval_runs.c.started_at.desc()).limit(1000)).all()

@@ -56,6 +56,15 @@ class Call:
     # The prompt as the client sent it, kept only when a guardrail policy says `audit_raw` (it then
     # goes, encrypted, into the audit event beside the redacted form).
     raw_request: Any = field(default=None, repr=False)
+    session: str | None = None  # the x-ostiary-session header: the unit of a release's sticky assignment
+    release_arms: str | None = None  # the x-ostiary-release header: "ID=candidate", admins only (eval runs)
+    # Run once when the call has ended (answer sent, stream finished or cut, or refused), with its
+    # status; the telemetry stage, which sees every end, runs them. A hook must not raise.
+    on_end: list[Callable[[Call, int], None]] = field(default_factory=list, repr=False)
+
+    def ended(self, status: int) -> None:
+        for hook in self.on_end:
+            hook(self, status)
 
     @property
     def kind(self) -> Literal["chat", "embeddings"]:

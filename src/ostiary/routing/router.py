@@ -92,7 +92,7 @@ class Router:
     async def _execute(self, call: Call, op: Op[T]) -> T:
         failures: list[UpstreamFailure] = []
         open_waits: list[float] = []
-        for route in self.chains[call.model]:
+        for route in self._chain_for(call):
             retry = route.retry or self.config.retry
             deps = route.deployments
             order = list(deps) if len(deps) == 1 else STRATEGIES[route.strategy](deps, self.health.get)
@@ -108,6 +108,15 @@ class Router:
                 if result is not _FAILED:
                     return result  # type: ignore[return-value]
         raise _final_error(call, failures, open_waits)
+
+    def _chain_for(self, call: Call) -> list[Route]:
+        """The chain serving the call's route: another route's, when a release points it there."""
+        pointers = call.decisions.get("pointers")
+        if pointers:
+            moved = pointers.get(f"route:{call.model}")
+            if moved is not None and moved in self.chains:
+                return self.chains[moved]
+        return self.chains[call.model]
 
     async def _try_deployment(self, call: Call, route: Route, dep: Deployment, retry: Retry, op: Op[T],
                               failures: list[UpstreamFailure]) -> T | object:

@@ -18,7 +18,6 @@ import orjson
 from ostiary.errors import GatewayError, InvalidRequest, NotFound
 from ostiary.gateway import Gateway, Runtime, model_card
 from ostiary.guardrails.service import scan as scan_service
-from ostiary.llmops.prompts import PromptError
 from ostiary.pipeline.call import Api, Call, close_stream
 from ostiary.server.io import (
     ClientGone,
@@ -56,6 +55,8 @@ class App:
     async def http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         rt = self.gateway.runtime
         rid = cl = credential = traceparent = None
+        session: str | None = None
+        release_arms: str | None = None
         for k, v in scope["headers"]:
             if k == b"x-request-id":
                 rid = v if _REQUEST_ID.match(v) else None
@@ -69,6 +70,10 @@ class App:
                 credential = v.strip().decode("latin-1")
             elif k == b"traceparent":
                 traceparent = v
+            elif k == b"x-ostiary-session":
+                session = v.decode("latin-1")[:200]
+            elif k == b"x-ostiary-release":
+                release_arms = v.decode("latin-1")[:1000]
         client = scope.get("client")
         client_ip: str = client[0] if client else ""
         rid = rid or os.urandom(16).hex().encode()  # 128 random bits, as a uuid4 carries
@@ -105,6 +110,7 @@ class App:
                                                     config_version=rt.version, client_ip=client_ip), e)
                     raise
                 call.credential = credential
+                call.session, call.release_arms = session, release_arms
                 if traceparent is not None:  # parsed by the telemetry stage
                     call.decisions["traceparent"] = traceparent.decode("latin-1")
                 await self._serve(rt, call, receive, send, headers)
@@ -133,12 +139,12 @@ class App:
 
     def _call(self, rt: Runtime, api: Api, body: dict[str, Any], rid: str, client_ip: str) -> Call:
         limit = rt.config.server.max_messages
-        prompt = None
         if api == "openai.chat":
             if "prompt" in body or "variables" in body:
-                prompt = self._render(body)
-            req = check_chat(body, max_messages=limit)
-            stream = bool(req.stream)
+                # Rendered (and then checked) in the pipeline: which version depends on who asks.
+                stream = _prompted(body)
+            else:
+                stream = bool(check_chat(body, max_messages=limit).stream)
         elif api == "openai.embeddings":
             check_embeddings(body)
             stream = False
@@ -146,32 +152,8 @@ class App:
             check_messages(body, max_messages=limit)
             stream = bool(body.get("stream"))
             body = anthropic_request_to_openai(body)
-        call = Call(id=rid, api=api, body=body, model=body["model"], stream=stream,
+        return Call(id=rid, api=api, body=body, model=body["model"], stream=stream,
                     config_version=rt.version, client_ip=client_ip)
-        if prompt is not None:
-            call.decisions["prompt"] = prompt
-            call.response_headers.append((b"x-ostiary-prompt", prompt.encode()))  # what an eval run records
-        return call
-
-    def _render(self, body: dict[str, Any]) -> str:
-        """Replace `prompt` and `variables` by the rendered template's messages (before the request's
-        own) and the version's parameters the request did not set; the `NAME@VERSION` rendered."""
-        ref, variables = body.pop("prompt", None), body.pop("variables", None)
-        if ref is None:
-            raise InvalidRequest("variables are only allowed with prompt", param="variables")
-        try:
-            rendered = self.gateway.prompts.snapshot.render(ref, variables)
-        except PromptError as e:
-            if e.missing:
-                raise NotFound(str(e), param=e.param, code="prompt_not_found") from None
-            raise InvalidRequest(str(e), param=e.param) from None
-        extra = body.get("messages")
-        if extra is not None and not isinstance(extra, list):
-            raise InvalidRequest("messages must be a list", param="messages")
-        body["messages"] = [*rendered.messages, *(extra or [])]
-        for name, value in rendered.params.items():
-            body.setdefault(name, value)
-        return rendered.ref
 
     async def _serve(self, rt: Runtime, call: Call, receive: Any, send: Any, headers: Headers) -> None:
         # ASGI servers report a vanished client through receive(), not by failing a send, so the
@@ -249,6 +231,16 @@ class App:
             await send_json(send, 200, orjson.dumps(model_card(name)), headers)
         else:
             raise NotFound(f"No endpoint at GET {path}.")
+
+
+def _prompted(body: dict[str, Any]) -> bool:
+    """What the pipeline needs of a request naming a prompt before it is rendered: its route and mode."""
+    model, stream = body.get("model"), body.get("stream", False)
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("model is required: the route to send the prompt to", param="model")
+    if not isinstance(stream, bool) and stream is not None:
+        raise InvalidRequest("stream must be true or false", param="stream")
+    return bool(stream)
 
 
 def _internal(e: Exception) -> GatewayError:

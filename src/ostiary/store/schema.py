@@ -274,3 +274,46 @@ eval_runs = sa.Table(
     sa.Column("summary", sa.JSON, nullable=False),  # per assertion: mean, interval, threshold, pass; signatures
     sa.Column("created_by", sa.String(200), nullable=False),
 )
+
+# Progressive releases (llmops/releases.py): one pointer changed in steps, analysed, promoted or rolled back.
+releases = sa.Table(
+    "releases",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),  # prompt | route | guardrails
+    sa.Column("target", sa.String(200), nullable=False),  # NAME@LABEL, or a route name
+    sa.Column("baseline", sa.String(200), nullable=True),  # the pointer's value when the release was made
+    sa.Column("candidate", sa.String(200), nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),  # steps, stickiness, timing, analysis rules
+    sa.Column("state", sa.String(20), nullable=False),  # pending running paused promoted rolled_back
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("step_started_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("reason", sa.String(1000), nullable=True),
+    # "KIND:TARGET" while pending, running or paused, NULL after: at most one active release per pointer.
+    sa.Column("active_key", sa.String(240), nullable=True, unique=True),
+    sa.Column("revision", sa.Integer, nullable=False),  # every change bumps it (compare-and-set)
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Per replica and arm, the cumulative outcome counts of a release's calls (summed for the analysis).
+release_stats = sa.Table(
+    "release_stats",
+    metadata,
+    sa.Column("release_id", sa.String(40), primary_key=True),
+    sa.Column("replica", sa.String(40), primary_key=True),
+    sa.Column("arm", sa.String(20), primary_key=True),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Route and guardrail pointers moved by promoted releases (a prompt's pointer is its label).
+release_pointers = sa.Table(
+    "release_pointers",
+    metadata,
+    sa.Column("key", sa.String(240), primary_key=True),  # "route:NAME" or "guardrails:ROUTE"
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("release_id", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)

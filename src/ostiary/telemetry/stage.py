@@ -87,11 +87,17 @@ class TelemetryStage:
                                  {"gen_ai.operation.name": op, "gen_ai.request.model": call.model})
 
     def record(self, call: Call, status: int, error: str | None, span: Any) -> None:
-        """Count a finished call (and end its span). Never raises into the request."""
+        """Count a finished call (and end its span), then run the call's end hooks. Never raises
+        into the request."""
         try:
             self._record(call, status, error, span)
         except Exception:
             log.exception("could not record the metrics of request %s", call.id)
+        if call.on_end:
+            try:
+                call.ended(status)
+            except Exception:
+                log.exception("an end hook of request %s failed", call.id)
 
     def _record(self, call: Call, status: int, error: str | None, span: Any) -> None:
         now = time.perf_counter()
