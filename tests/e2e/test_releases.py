@@ -143,6 +143,10 @@ def test_a_gated_release_keeps_sessions_sticky_and_is_promoted(tmp_path: Path) -
                     fb = httpx.post(f"{url}/v1/feedback", json={"request_id": raw.headers["x-request-id"], "score": 1},
                                     headers={"authorization": f"Bearer {admin}"}, timeout=10)
                     assert fb.status_code == 200, fb.text
+                    again = httpx.post(f"{url}/v1/feedback", json={"request_id": raw.headers["x-request-id"],
+                                                                   "score": 0}, headers={"authorization": f"Bearer {admin}"},
+                                       timeout=10)
+                    assert again.status_code == 200  # kept, but a request's first score alone is counted
                     scored = True
             else:
                 percents.add(api.get(f"/releases/{rid}").json()["percent"])
@@ -160,6 +164,7 @@ def test_a_gated_release_keeps_sessions_sticky_and_is_promoted(tmp_path: Path) -
         time.sleep(0.5)
         after = oa.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
         assert after.model == "next-model"
+        assert api.get("/releases").json()["pointers"] == {"route:chat": "chat-next"}
     promoted, = _audited(cfg, "release.promote")
     assert promoted["details"]["gate"].startswith("eval-") and promoted["details"]["outcome"] == "pass"
     assert [e["details"]["percent"] for e in _audited(cfg, "release.advance")] == [20.0]

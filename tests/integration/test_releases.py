@@ -62,9 +62,11 @@ def test_a_release_points_only_at_what_exists(store: Store) -> None:
     with pytest.raises(ReleaseError, match="no route 'gone'.*known: chat, chat-next"):
         rel.create(_new("route", "chat", "gone"), CLI)
     with pytest.raises(ReleaseError, match="no guardrail policy 'x'"):
-        rel.create(_new("guardrails", "chat", "x"), CLI)
+        rel.create(_new("guardrails", "chat", "x", stickiness="user"), CLI)
     with pytest.raises(ReleaseError, match="already points at"):
-        rel.create(_new("guardrails", "chat", "loose"), CLI)
+        rel.create(_new("guardrails", "chat", "loose", stickiness="user"), CLI)
+    with pytest.raises(ReleaseError, match="sticky per user"):  # a client must not pick its policy
+        rel.create(_new("guardrails", "chat", "strict", stickiness="session"), CLI)
     with pytest.raises(ReleaseError, match="no label 'production'"):
         rel.create(_new("prompt", "helpdesk@production", 2), CLI)
     made = rel.create(_new("route", "chat", "chat-next"), CLI)
@@ -115,7 +117,7 @@ def test_an_error_spike_rolls_back_at_once_on_one_replica(store: Store) -> None:
 
 def test_steps_advance_then_promotion_waits_for_an_evaluation_gate(store: Store) -> None:
     rel = _releases(store)
-    made = rel.create(_new("guardrails", "chat", "strict"), CLI)
+    made = rel.create(_new("guardrails", "chat", "strict", stickiness="user"), CLI)
     _traffic(rel, made.id, "baseline", 200)
     _traffic(rel, made.id, "candidate", 100)
     assert rel.tick() == []  # passing, but not yet a minute at the step
@@ -141,8 +143,8 @@ def test_steps_advance_then_promotion_waits_for_an_evaluation_gate(store: Store)
     assert _events(store)[-1][1]["gate"] == "eval-1"
     # The next release of this pointer starts from the promoted value.
     with pytest.raises(ReleaseError, match="already points at"):
-        rel.create(_new("guardrails", "chat", "strict"), CLI)
-    assert rel.create(_new("guardrails", "chat", "loose"), CLI).baseline == "strict"
+        rel.create(_new("guardrails", "chat", "strict", stickiness="user"), CLI)
+    assert rel.create(_new("guardrails", "chat", "loose", stickiness="user"), CLI).baseline == "strict"
 
 
 def test_a_prompt_release_moves_the_label_when_promoted(store: Store) -> None:
@@ -151,6 +153,8 @@ def test_a_prompt_release_moves_the_label_when_promoted(store: Store) -> None:
     for text in ("one", "two"):
         prompts.create("helpdesk", parse_template({"messages": [{"role": "system", "content": text}]}), CLI)
     prompts.label("helpdesk", "production", 1, CLI, force=True)
+    with pytest.raises(ReleaseError, match="version number"):
+        rel.create(_new("prompt", "helpdesk@production", "\u00b2"), CLI)
     made = rel.create(_new("prompt", "helpdesk@production", 2, steps=[50], auto_promote=True), CLI)
     assert (made.baseline, made.candidate) == ("1", "2")
     with store.engine.begin() as conn:
@@ -196,3 +200,38 @@ def test_counts_of_a_finished_release_are_not_overwritten(store: Store, tmp_path
     rel.score(made.id, "candidate", 1.0)
     rel.flush()
     assert rel.stats(made.id)[1].calls == 40
+
+
+def test_a_paused_release_is_still_rolled_back_on_failure(store: Store) -> None:
+    rel = _releases(store)
+    made = rel.create(_new("route", "chat", "chat-next"), CLI)
+    rel.act(made.id, "pause", CLI)
+    _traffic(rel, made.id, "baseline", 100)
+    _traffic(rel, made.id, "candidate", 100)
+    assert rel.tick(datetime.now(UTC) + timedelta(hours=1)) == []  # passing, but a person moves it on
+    _traffic(rel, made.id, "candidate", 40, errors=40)
+    assert rel.tick() == [(made.id, "rollback")]
+
+
+def test_a_decision_overtaken_by_another_is_refused_not_lost(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    rel = _releases(store)
+    made = rel.create(_new("route", "chat", "chat-next"), CLI)
+    stale = rel.get(made.id)
+    rel.act(made.id, "pause", CLI)  # e.g. the controller, on another replica, in between
+    monkeypatch.setattr(rel, "get", lambda rid: stale)  # the admin's read came before it
+    with pytest.raises(ReleaseError, match="changed while") as e:
+        rel.act(made.id, "rollback", CLI)
+    assert e.value.conflict
+    monkeypatch.undo()
+    assert rel.get(made.id).state == "paused"
+
+
+def test_feedback_is_clamped_to_the_release_range(store: Store) -> None:
+    rel = _releases(store)
+    made = rel.create(_new("route", "chat", "chat-next", analysis={"feedback_drop": 0.1, "feedback_range": [0, 1]}),
+                      CLI)
+    rel.score(made.id, "candidate", -1e6)
+    rel.score(made.id, "candidate", 1.0)
+    rel.flush()
+    cand = rel.stats(made.id)[1]
+    assert (cand.feedback_n, cand.feedback_sum) == (2, 1.0)

@@ -62,3 +62,12 @@ def test_templates_are_checked_when_created() -> None:
         parse_template({"messages": []})
     with pytest.raises(PromptError, match="invalid prompt template"):
         parse_template({"messages": [{"role": "robot", "content": "hi"}]})
+
+
+def test_a_version_is_ascii_digits() -> None:
+    # "²".isdigit() is true and int("²") fails: such a reference is a label, and there is none.
+    with pytest.raises(PromptError, match="no label") as e:
+        _snapshot().render("support@\u00b2", {"customer": "A"})
+    assert e.value.missing
+    with pytest.raises(PromptError, match="no label"):
+        _snapshot().render("support@" + "9" * 5000, {"customer": "A"})

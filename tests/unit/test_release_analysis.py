@@ -73,3 +73,19 @@ def test_bad_rules_are_refused() -> None:
         msgspec.convert({"latency_p95_ratio": 0.5}, Analysis)
     with pytest.raises(msgspec.ValidationError, match="confidence"):
         msgspec.convert({"confidence": 1.5}, Analysis)
+    with pytest.raises(msgspec.ValidationError, match="feedback_min"):
+        msgspec.convert({"feedback_drop": 0.1, "feedback_min": 0}, Analysis)
+    with pytest.raises(msgspec.ValidationError, match="feedback_range"):
+        msgspec.convert({"feedback_range": [1, 0]}, Analysis)
+
+
+def test_refused_calls_count_apart_from_guardrail_blocks_and_rate_limits() -> None:
+    s = ArmStats()
+    for status, guarded in ((400, False), (404, False), (400, True), (429, False), (422, True), (200, False)):
+        s.observe(status, 0.1, None, guarded)
+    assert (s.calls, s.refused, s.guarded, s.errors) == (6, 2, 2, 0)
+    base, cand = _arm(200), _arm(200)
+    for _ in range(60):
+        cand.observe(400, 0.1, 0.001, False)  # a candidate prompt that no longer renders for old clients
+    outcome, checks = judge(Analysis(), base, cand, 100)
+    assert outcome == "fail" and [c.metric for c in checks if c.result == "fail"] == ["client_error_rate"]

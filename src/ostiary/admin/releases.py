@@ -27,7 +27,10 @@ class Decision(msgspec.Struct, forbid_unknown_fields=True):
 
 
 async def list_releases(svc: Services, req: Request) -> tuple[int, Any]:
-    return 200, {"object": "list", "data": await asyncio.to_thread(svc.releases.recent, req.query.get("state"))}
+    data = await asyncio.to_thread(svc.releases.recent, req.query.get("state"))
+    await asyncio.to_thread(svc.releases.load)
+    # The route and guardrail pointers promoted releases moved away from the config's values.
+    return 200, {"object": "list", "data": data, "pointers": svc.releases.snapshot.pointers}
 
 
 async def get_release(svc: Services, req: Request) -> tuple[int, Any]:
@@ -52,9 +55,10 @@ async def decide(svc: Services, req: Request) -> tuple[int, Any]:
 
 
 ROUTES = (
-    Route("GET", "/releases", list_releases, "Releases, newest first", roles=READERS,
+    Route("GET", "/releases", list_releases, "Releases, newest first, and the pointers promoted ones moved",
+          roles=READERS,
           query=(Param("state", "only releases in this state",
-                       {"type": "string", "enum": list(STATES)}),), returns="releases"),
+                       {"type": "string", "enum": list(STATES)}),), returns="releases; pointers (key -> value)"),
     Route("POST", "/releases", create_release, "Create a release of a prompt label, a route's deployments or a "
           "route's guardrail policy (start: true begins its first step)", body=NewRelease, status=201,
           errors=(400, 401, 403, 404, 409), returns="the release"),

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 import orjson
+import sqlalchemy as sa
 
 from ostiary.audit.event import notice
 from ostiary.audit.trail import AuditTrail
@@ -75,10 +76,10 @@ async def leave(trail: AuditTrail, principal: Principal, raw: bytes, scored: Sco
     values = {"id": fid, "request_id": fb.request_id, "tenant_id": row.tenant_id or principal.tenant,
               "principal": f"{principal.kind}:{principal.subject}"[:300], "subject": row.subject or subject,
               "score": fb.score, "label": fb.label, "comment": fb.comment, "created_at": datetime.now(UTC)}
-    await asyncio.to_thread(_insert, trail, values)
+    first = await asyncio.to_thread(_insert, trail, values)
     await trail.record(notice("feedback", id=fid, request_id=fb.request_id, request_seq=row.seq,
                               tenant=row.tenant_id, score=fb.score, label=fb.label))
-    if scored is not None and fb.score is not None:
+    if scored is not None and fb.score is not None and first:  # a request's first score only
         arms = orjson.loads(row.body).get("release")
         if arms:
             scored(arms, fb.score)
@@ -94,6 +95,10 @@ async def _event(trail: AuditTrail, request_id: str) -> Any:
         await asyncio.sleep(0.1)
 
 
-def _insert(trail: AuditTrail, values: dict[str, Any]) -> None:
+def _insert(trail: AuditTrail, values: dict[str, Any]) -> bool:
+    """Store the feedback; True if it is the request's first score."""
     with trail.log.store.engine.begin() as conn:
+        earlier = conn.execute(sa.select(feedback.c.id).where(feedback.c.request_id == values["request_id"],
+                                                              feedback.c.score.is_not(None)).limit(1)).first()
         conn.execute(feedback.insert().values(**values))
+    return earlier is None

@@ -42,12 +42,18 @@ class Analysis(msgspec.Struct, forbid_unknown_fields=True):
     cost_ratio: float | None = 1.25  # candidate mean cost per call / baseline at most
     feedback_drop: float | None = None  # max decrease of the mean feedback score
     feedback_min: int = 20  # feedback scores per arm before the feedback check decides
+    feedback_range: tuple[float, float] = (0.0, 1.0)  # scores are clamped to it (one loud score is one score)
+    client_error_rate: float | None = 0.02  # max absolute increase of the share of refused calls (4xx)
     confidence: float = 0.95
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.confidence < 1:
             raise ValueError("confidence must be between 0.5 and 1")
-        for name in ("error_rate", "guardrail_rate", "feedback_drop"):
+        if self.feedback_min < 2:
+            raise ValueError("feedback_min must be at least 2 (a spread needs two scores)")
+        if not self.feedback_range[0] < self.feedback_range[1]:
+            raise ValueError("feedback_range must be [low, high] with low below high")
+        for name in ("error_rate", "client_error_rate", "guardrail_rate", "feedback_drop"):
             v = getattr(self, name)
             if v is not None and not 0 <= v <= 1e6:
                 raise ValueError(f"{name} must be a non-negative number")
@@ -61,6 +67,7 @@ class Analysis(msgspec.Struct, forbid_unknown_fields=True):
 class ArmStats:
     calls: int = 0
     errors: int = 0
+    refused: int = 0  # 4xx other than rate limits and guardrail blocks: e.g. a prompt version that no longer renders
     guarded: int = 0
     cost_calls: int = 0
     cost_sum: float = 0.0
@@ -75,6 +82,8 @@ class ArmStats:
             self.errors += 1
         if guarded:
             self.guarded += 1
+        elif 400 <= status < 500 and status != 429:
+            self.refused += 1
         if cost is not None:
             self.cost_calls += 1
             self.cost_sum += cost
@@ -89,6 +98,7 @@ class ArmStats:
     def add(self, other: ArmStats) -> None:
         self.calls += other.calls
         self.errors += other.errors
+        self.refused += other.refused
         self.guarded += other.guarded
         self.cost_calls += other.cost_calls
         self.cost_sum += other.cost_sum
@@ -98,7 +108,8 @@ class ArmStats:
         self.feedback_sq += other.feedback_sq
 
     def to_json(self) -> dict[str, Any]:
-        return {"calls": self.calls, "errors": self.errors, "guarded": self.guarded, "cost_calls": self.cost_calls,
+        return {"calls": self.calls, "errors": self.errors, "refused": self.refused, "guarded": self.guarded,
+                "cost_calls": self.cost_calls,
                 "cost_sum": self.cost_sum, "latency": self.latency, "feedback_n": self.feedback_n,
                 "feedback_sum": self.feedback_sum, "feedback_sq": self.feedback_sq}
 
@@ -123,7 +134,7 @@ class ArmStats:
         """What a decision's audit event keeps of an arm."""
         fb = self.feedback_sum / self.feedback_n if self.feedback_n else None
         return {"calls": self.calls, "errors": self.errors, "error_rate": _ratio(self.errors, self.calls),
-                "guarded": self.guarded, "guardrail_rate": _ratio(self.guarded, self.calls),
+                "refused": self.refused, "client_error_rate": _ratio(self.refused, self.calls), "guarded": self.guarded, "guardrail_rate": _ratio(self.guarded, self.calls),
                 "p95_ms": self.p95_ms(), "cost_per_call": self.cost_sum / self.cost_calls if self.cost_calls else None,
                 "feedback_n": self.feedback_n, "feedback_mean": round(fb, 4) if fb is not None else None}
 
@@ -152,6 +163,9 @@ def judge(rules: Analysis, base: ArmStats, cand: ArmStats, min_requests: int) ->
     if rules.error_rate is not None:
         checks.append(_rate("error_rate", base.errors, base.calls, cand.errors, cand.calls, rules.error_rate, z,
                             min_requests))
+    if rules.client_error_rate is not None:
+        checks.append(_rate("client_error_rate", base.refused, base.calls, cand.refused, cand.calls,
+                            rules.client_error_rate, z, min_requests))
     if rules.guardrail_rate is not None:
         checks.append(_rate("guardrail_rate", base.guarded, base.calls, cand.guarded, cand.calls,
                             rules.guardrail_rate, z, min_requests))

@@ -33,6 +33,7 @@ from ostiary.store.schema import eval_runs, prompt_labels, prompt_versions
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 DEFAULT_LABEL = "production"
+VERSION = re.compile(r"[0-9]{1,9}")  # ASCII digits only: "²".isdigit() is true, and int() refuses it
 # Model parameters a version may carry (the request's own values win).
 PARAMS = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "presence_penalty", "frequency_penalty",
           "stop", "seed", "response_format")
@@ -112,7 +113,7 @@ class Snapshot:
         candidate in place of what a label points at, for this call only."""
         name, _, which = ref.partition("@")
         which = which or DEFAULT_LABEL
-        if which.isdigit():
+        if VERSION.fullmatch(which):
             version, label = int(which), None
         else:
             label = which

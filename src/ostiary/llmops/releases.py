@@ -23,6 +23,7 @@ is one row, read atomically, so no replica serves a mix of old and new pointers.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import threading
@@ -36,11 +37,12 @@ import sqlalchemy as sa
 
 from ostiary.config.schema import Config
 from ostiary.llmops.analysis import Analysis, ArmStats, Check, Result, judge
-from ostiary.llmops.prompts import DEFAULT_LABEL, Prompts, move_label, passing_run
+from ostiary.llmops.prompts import DEFAULT_LABEL, VERSION, Prompts, move_label, passing_run
 from ostiary.store import Store, bump_generation
 from ostiary.store.events import Actor, record_by
 from ostiary.store.schema import eval_runs, release_pointers, release_stats, releases
 
+log = logging.getLogger("ostiary.releases")
 Kind = Literal["prompt", "route", "guardrails"]
 Arm = Literal["baseline", "candidate"]
 ACTIVE = ("pending", "running", "paused")
@@ -141,7 +143,7 @@ def prompt_key(ref: Any) -> str | None:
         return None
     name, _, which = ref.partition("@")
     which = which or DEFAULT_LABEL
-    return None if which.isdigit() else f"prompt:{name}@{which}"
+    return None if VERSION.fullmatch(which) else f"prompt:{name}@{which}"
 
 
 class Releases:
@@ -157,6 +159,7 @@ class Releases:
         self._stats: dict[tuple[str, str], ArmStats] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._lock = threading.Lock()  # counts are written on the loop and flushed from a thread
+        self._flushing = threading.Lock()
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -200,6 +203,9 @@ class Releases:
 
     def create(self, new: NewRelease, who: Actor) -> Release:
         kind, target = new.kind, new.target.strip()
+        if kind == "guardrails" and new.spec.stickiness != "user":
+            raise ReleaseError("a guardrails release is sticky per user: with session or request stickiness a "
+                               "client could pick the policy it is checked by", param="spec.stickiness")
         baseline, candidate = self._pointer(kind, target, new.candidate)
         rid = "rel-" + secrets.token_hex(6)
         now = datetime.now(UTC)
@@ -238,7 +244,7 @@ class Releases:
             if current is None:
                 raise ReleaseError(f"prompt {name!r} has no label {label!r} to release against (point it at the "
                                    "current version first)", param="target", missing=True)
-            if isinstance(candidate, bool) or not str(candidate).isdigit():
+            if isinstance(candidate, bool) or not VERSION.fullmatch(str(candidate)):
                 raise ReleaseError("a prompt release's candidate is a version number", param="candidate")
             if (name, int(candidate)) not in snap.versions:
                 raise ReleaseError(f"prompt {name!r} has no version {candidate}", param="candidate", missing=True)
@@ -273,14 +279,17 @@ class Releases:
         _, _, snapshot = self._figures(rel)
         note = reason or f"{action} by {who.subject}"
         if action == "promote":
-            self._promote(rel, who, snapshot, note, force)
+            done = self._promote(rel, who, snapshot, note, force)
         elif action == "rollback":
-            self._finish(rel, "rolled_back", who, "release.rollback", note, snapshot)
+            done = self._finish(rel, "rolled_back", who, "release.rollback", note, snapshot)
         else:
             state = {"start": "running", "pause": "paused", "resume": "running"}[action]
             # Starting or resuming starts the step's clock again: the person saw the figures so far.
-            self._change(rel, who, f"release.{action}", note, snapshot, state=state,
-                         step_started_at=datetime.now(UTC) if state == "running" else rel.step_started_at)
+            done = self._change(rel, who, f"release.{action}", note, snapshot, state=state,
+                                step_started_at=datetime.now(UTC) if state == "running" else rel.step_started_at)
+        if not done:
+            raise ReleaseError(f"release {rel.id} changed while this decision was made (the controller or another "
+                               "admin acted first); read it again and decide", conflict=True)
         return self.get(release_id)
 
     def _figures(self, rel: Release) -> tuple[Result, list[Check], dict[str, Any]]:
@@ -365,15 +374,25 @@ class Releases:
             self._dirty.add(key)
 
     def score(self, release_id: str, arm: str, value: float) -> None:
-        if release_id not in self._active:
+        """Count a feedback score, clamped to the release's `feedback_range` (one loud score must
+        not outweigh many)."""
+        rel = next((r for r in self.snapshot.active.values() if r.id == release_id), None)
+        if rel is None:
             return
+        low, high = rel.spec.analysis.feedback_range
+        value = min(max(value, low), high)
         with self._lock:
             key = (release_id, arm)
             self._stats.setdefault(key, ArmStats()).score(value)
             self._dirty.add(key)
 
     def flush(self) -> None:
-        """Store this replica's cumulative counts of the arms that changed (its own rows: no races)."""
+        """Store this replica's cumulative counts of the arms that changed (its own rows). One flush
+        at a time: an older snapshot of the counts must never be written over a newer one."""
+        with self._flushing:
+            self._flush()
+
+    def _flush(self) -> None:
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             rows = [(rid, arm, self._stats[(rid, arm)].to_json()) for rid, arm in dirty]
@@ -405,10 +424,15 @@ class Releases:
         now = now or datetime.now(UTC)
         self.flush()
         with self.store.engine.connect() as conn:
-            running = [_release(r) for r in conn.execute(sa.select(releases).where(releases.c.state == "running"))]
+            watched = [_release(r) for r in conn.execute(sa.select(releases).where(
+                releases.c.state.in_(("running", "paused"))))]
         made = []
-        for rel in running:
-            decision = self._decide(rel, now)
+        for rel in watched:
+            try:
+                decision = self._decide(rel, now)
+            except Exception:  # one release's trouble must not stop the decisions on the others
+                log.exception("release %s: the analysis failed", rel.id)
+                continue
             if decision is not None:
                 made.append((rel.id, decision))
         return made
@@ -423,6 +447,8 @@ class Releases:
             done = self._finish(rel, "rolled_back", CONTROLLER, "release.rollback",
                                 f"analysis failed at {rel.percent:g}%: {failed}", snapshot)
             return "rollback" if done else None
+        if rel.state == "paused":  # still serving its share: watched for failure, moved on by a person only
+            return None
         if outcome == "pass" and at_step >= spec.interval_seconds:
             if rel.step + 1 < len(spec.steps):
                 done = self._change(rel, CONTROLLER, "release.advance",
