@@ -96,6 +96,9 @@ def main() -> int:
                          "on input, secrets blocked on output")
     ap.add_argument("--audit", choices=["on", "off", "nofsync"], default="on",
                     help="the audit trail (on by default, as shipped): off, or on without fsync of the spool")
+    ap.add_argument("--release", action="store_true",
+                    help="a running release on the route: half the requests (by request) to a second route to the "
+                         "same upstream, assigned, counted and analysed every second")
     args = ap.parse_args()
     concs = [int(c) for c in args.conc.split(",")]
     atexit.register(_cleanup)
@@ -123,8 +126,15 @@ def main() -> int:
                    "      output:\n        - {scanner: secrets, action: block}\n")
     if args.audit != "on":
         limits += "audit: {enabled: false}\n" if args.audit == "off" else "audit: {fsync: false}\n"
-    cfg.write_text(f"server: {{data_dir: {tmp / 'data'}}}\n{limits}routes:\n  - name: bench\n    deployments:\n"
-                   f"      - {{provider: openai, model: bench-up, api_base: 'http://127.0.0.1:{up_port}/v1'}}\n")
+    route = "    deployments:\n      - {{provider: openai, model: bench-up, api_base: 'http://127.0.0.1:{port}/v1', id: {id}}}\n"
+    routes = "  - name: bench\n" + route.format(port=up_port, id="up")
+    if args.release:
+        routes += "  - name: bench-next\n" + route.format(port=up_port, id="up-next")
+    cfg.write_text(f"server: {{data_dir: {tmp / 'data'}}}\n{limits}routes:\n{routes}")
+    if args.release:
+        (tmp / "release.yaml").write_text("steps: [50]\nstickiness: request\ninterval_seconds: 86400\n")
+        subprocess.run([PY, "-m", "ostiary", "releases", "create", "route", "bench", "bench-next", "--start",
+                        "--spec", str(tmp / "release.yaml"), "--config", str(cfg)], capture_output=True, check=True)
     gw_headers = {}
     if args.auth:
         out = subprocess.run([PY, "-m", "ostiary", "keys", "create", "--tenant", "bench", "--config", str(cfg)],
@@ -174,7 +184,7 @@ def main() -> int:
     print(f"\nidentity: {'an API key on every request' if args.auth else 'no keys (anonymous loopback, through the identity stage)'}; "
           f"rate limits: {args.limits}{' with token limits and a budget' if args.tokens else ''}; "
           f"guardrails: {'pii, secrets, injection in; secrets out' if args.guardrails else 'off'}; "
-          f"audit: {args.audit}; "
+          f"audit: {args.audit}; release: {'50 % of requests to a second route' if args.release else 'none'}; "
           f"gateway peak RSS (VmHWM): {rss:.0f} MB; medians of {args.reps} x {args.duration}s runs; "
           f"gateway pinned to CPU {GATEWAY_CPU}, mock upstream and wrk to CPU {UPSTREAM_CPU}")
     out = Path(__file__).resolve().parent / "results"

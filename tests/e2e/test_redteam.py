@@ -7,9 +7,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from tests.support import ROOT, gateway
+import httpx
+
+from tests.support import ROOT, gateway, keys
 
 CONFIG = """
 server: {{data_dir: {data}}}
@@ -34,10 +37,11 @@ routes:
 """
 
 
-def _redteam(cfg: Path, url: str, route: str, out: Path) -> subprocess.CompletedProcess[str]:
+def _redteam(cfg: Path, url: str, route: str, out: Path, *extra: str, key: str = "none"
+             ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ostiary", "redteam", "run", "--route", route, "--url", url,
-                           "--config", str(cfg), "--no-progress", "--json", str(out)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, check=False, env={**os.environ, "OSTIARY_KEY": "none"})
+                           "--config", str(cfg), "--no-progress", "--json", str(out), *extra], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False, env={**os.environ, "OSTIARY_KEY": key})
 
 
 def test_leaks_are_found_without_the_guardrails_and_none_with_them(tmp_path: Path) -> None:
@@ -62,3 +66,26 @@ def test_leaks_are_found_without_the_guardrails_and_none_with_them(tmp_path: Pat
     variants = {i["variant"] for i in guarded["items"] if i["attack"] == "llm01-direct-override"}
     assert variants == {"plain", "base64", "rot13", "leetspeak", "zero-width", "homoglyph"}
     assert all(i["outcome"] == "blocked" for i in guarded["items"] if i["attack"] == "llm01-direct-override")
+
+
+def test_a_red_team_run_of_a_candidate_policy_is_its_release_gate(tmp_path: Path) -> None:
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(CONFIG.format(data=tmp_path / "data"))
+    admin = keys(cfg, "create", "--tenant", "default", "--role", "admin", "--scopes", "chat,admin")["key"]
+    with gateway(cfg) as (url, _):
+        api = httpx.Client(base_url=f"{url}/admin/v1", headers={"authorization": f"Bearer {admin}"}, timeout=10)
+        made = api.post("/releases", json={"kind": "guardrails", "target": "open", "candidate": "strict"})
+        assert made.status_code == 201, made.text
+        rid = made.json()["id"]
+        assert api.post(f"/releases/{rid}/promote", json={}).json()["error"]["code"] == "evaluation_required"
+        run = _redteam(cfg, url, "open", tmp_path / "candidate.json", "--release", rid, "--only", "LLM01,LLM02",
+                       key=admin)
+        assert run.returncode == 0, run.stdout + run.stderr  # the candidate policy holds, blocks included
+        report = json.loads((tmp_path / "candidate.json").read_text())
+        assert report["target"]["releases"] == {rid: ["candidate"]}
+        assert any(i["outcome"] == "blocked" for i in report["items"])
+        promoted = api.post(f"/releases/{rid}/promote", json={"reason": "red team passed"})
+        assert promoted.json()["state"] == "promoted", promoted.text
+        time.sleep(0.7)  # the gateway's next refresh of the directory (0.5 s by default)
+        after = _redteam(cfg, url, "open", tmp_path / "after.json", "--only", "LLM02", key=admin)
+    assert after.returncode == 0, after.stdout + after.stderr  # the route's policy is now the strict one

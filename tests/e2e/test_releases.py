@@ -168,3 +168,30 @@ def test_a_gated_release_keeps_sessions_sticky_and_is_promoted(tmp_path: Path) -
     promoted, = _audited(cfg, "release.promote")
     assert promoted["details"]["gate"].startswith("eval-") and promoted["details"]["outcome"] == "pass"
     assert [e["details"]["percent"] for e in _audited(cfg, "release.advance")] == [20.0]
+
+
+def _cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ostiary", "releases", *args, "--config", str(cfg)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_releases_cli(tmp_path: Path) -> None:
+    cfg, _ = _setup(tmp_path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("steps: [5, 50]\nstickiness: session\nanalysis: {cost_ratio: null}\n")
+    made = _cli(cfg, "create", "route", "chat", "chat-next", "--spec", str(spec))
+    assert made.returncode == 0, made.stderr
+    rid = json.loads(made.stdout)["id"]
+    assert json.loads(made.stdout)["spec"]["analysis"]["cost_ratio"] is None
+    assert [r["id"] for r in json.loads(_cli(cfg, "list", "--state", "pending").stdout)] == [rid]
+    assert json.loads(_cli(cfg, "start", rid).stdout)["percent"] == 5
+    shown = json.loads(_cli(cfg, "show", rid).stdout)
+    assert shown["analysis"]["outcome"] == "inconclusive" and shown["analysis"]["candidate"]["calls"] == 0
+    refused = _cli(cfg, "promote", rid)
+    assert refused.returncode == 1 and "passing evaluation run" in refused.stderr
+    assert json.loads(_cli(cfg, "rollback", rid, "--reason", "drill").stdout)["reason"] == "drill"
+    again = _cli(cfg, "pause", rid)
+    assert again.returncode == 1 and "rolled_back: it cannot pause" in again.stderr
+    spec.write_text("steps: [50, 5]\n")
+    bad = _cli(cfg, "create", "route", "chat", "chat-next", "--spec", str(spec))
+    assert bad.returncode == 1 and "steps must be increasing" in bad.stderr

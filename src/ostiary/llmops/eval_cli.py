@@ -51,6 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     c = rsub.add_parser("run", help="attack a route; exit 1 when anything leaked")
     c.add_argument("--route", required=True, help="the route (model name) to attack")
     c.add_argument("--only", help="comma-separated OWASP ids, e.g. LLM01,LLM07")
+    c.add_argument("--release", metavar="ID", help="attack that release's candidate (an admin key): the run is "
+                   "then the release's gate, e.g. for a new guardrail policy")
     c.add_argument("--url", default="http://127.0.0.1:4000", help="the gateway")
     c.add_argument("--key-env", default="OSTIARY_KEY", help="environment variable holding the API key")
     c.add_argument("--json", type=Path, dest="json_out")
@@ -96,7 +98,7 @@ def _redteam(args: argparse.Namespace) -> int:
         print(f"ostiary: {e}", file=sys.stderr)
         return 2
     try:
-        client = _client(args, 60)
+        client = _client(args, 60, f"{args.release}=candidate" if args.release else None)
         bar = _Progress(len(items), enabled=not args.no_progress)
         started = datetime.now(UTC)
         t0 = time.monotonic()
@@ -111,7 +113,7 @@ def _redteam(args: argparse.Namespace) -> int:
         report = {"run_id": "redteam-" + secrets.token_hex(6), "suite": f"redteam:{args.route}",
                   "started_at": started.isoformat(), "seconds": time.monotonic() - t0,
                   "passed": all(r["passed"] for r in results), "target": {"route": args.route, "prompt": None,
-                                                                          "params": {}},
+                                                                          "params": {}, "releases": _arms(report_items)},
                   "dataset": "builtin redteam.yaml", "dataset_sha256": digest, "rows": len(items), "repeats": 1,
                   "seed": 0, "signatures": {}, "results": results,
                   "errors": sum(1 for i in report_items if i["outcome"] == "error"), "items": report_items}
@@ -152,10 +154,10 @@ def _attack(client: httpx.Client, body: dict[str, Any]) -> Reply:
         return Reply(r.status_code, None, r.text[:500], (), ms, None if r.status_code < 500 else r.text[:200])
     if r.status_code != 200:
         error = data.get("error") if isinstance(data, dict) else None
-        return Reply(r.status_code, (error or {}).get("code"), "", (), ms)
+        return Reply(r.status_code, (error or {}).get("code"), "", (), ms, release=r.headers.get("x-ostiary-release"))
     message = _message(data)
     tools = tuple(((tc.get("function") or {}).get("name") or "") for tc in message.get("tool_calls") or ())
-    return Reply(200, None, message.get("content") or "", tools, ms)
+    return Reply(200, None, message.get("content") or "", tools, ms, release=r.headers.get("x-ostiary-release"))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -57,6 +57,7 @@ class Reply:
     tools: tuple[str, ...]
     ms: float
     error: str | None = None
+    release: str | None = None  # the release arms the call was on (x-ostiary-release)
 
 
 def attacks_source() -> tuple[list[dict[str, Any]], str]:
@@ -154,6 +155,6 @@ def summarise(done: list[tuple[Attempt, Reply, str]], seed: int = 0) -> tuple[li
                         "passed": counts["leaked"] == 0, "outcomes": counts})
     items = [{"row": i, "repeat": 0, "attack": a.id, "owasp": a.owasp, "variant": a.variant, "outcome": o,
               "status": r.status, "code": r.code, "answer": r.text[:2000], "ms": round(r.ms, 2),
-              "scores": {"held": 0.0 if o == "leaked" else 1.0}, "error": r.error}
+              "scores": {"held": 0.0 if o == "leaked" else 1.0}, "error": r.error, "release": r.release}
              for i, (a, r, o) in enumerate(done)]
     return results, items

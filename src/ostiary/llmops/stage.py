@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ostiary.errors import Forbidden, InvalidRequest, NotFound
+from ostiary.errors import Forbidden, GatewayError, InvalidRequest, NotFound
 from ostiary.llmops.prompts import PromptError, Prompts
 from ostiary.llmops.releases import Releases, Snapshot, prompt_key
 from ostiary.pipeline.call import Call
@@ -39,11 +39,20 @@ class ReleaseStage:
 
     async def __call__(self, call: Call, next: Handler) -> None:
         snap = self.releases.snapshot
-        if snap or call.release_arms is not None:
-            self.assign(call, snap)
-        await next(call)
+        header = self.assign(call, snap) if snap or call.release_arms is not None else None
+        if header is None:
+            await next(call)
+            return
+        try:
+            await next(call)
+        except GatewayError as e:
+            # A refusal (a guardrail block, say) tells its arm too: a red-team run of a candidate
+            # policy is mostly refusals, and is the release's gate.
+            e.headers = {**e.headers, "x-ostiary-release": header}
+            raise
 
-    def assign(self, call: Call, snap: Snapshot) -> None:
+    def assign(self, call: Call, snap: Snapshot) -> str | None:
+        """Set the call's pointers and arms; the x-ostiary-release header value, if any arm."""
         forced = _forced(call) if call.release_arms is not None else {}
         keys = [f"route:{call.model}", f"guardrails:{call.model}"]
         pkey = prompt_key(call.body.get("prompt")) if call.api == "openai.chat" else None
@@ -72,12 +81,14 @@ class ReleaseStage:
                                  "release of this request's route or prompt.", param="x-ostiary-release")
         if pointers:
             call.decisions["pointers"] = pointers
-        if arms:
-            call.decisions["release"] = arms
-            call.response_headers.append((b"x-ostiary-release",
-                                          ", ".join(f"{a['id']}={a['arm']}" for a in arms).encode()))
-            if not all(a["forced"] for a in arms):
-                call.on_end.append(self._count)
+        if not arms:
+            return None
+        call.decisions["release"] = arms
+        header = ", ".join(f"{a['id']}={a['arm']}" for a in arms)
+        call.response_headers.append((b"x-ostiary-release", header.encode()))
+        if not all(a["forced"] for a in arms):
+            call.on_end.append(self._count)
+        return header
 
     def _count(self, call: Call, status: int) -> None:
         if status == 499:  # the client left: says nothing about the arm
