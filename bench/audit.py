@@ -1,5 +1,6 @@
 """Audit trail throughput: events spooled (encrypted, fsynced) and drained to the store per second,
-in-process cost of describing a call, and `audit verify` speed, on SQLite and PostgreSQL.
+in-process cost of describing a call, `audit verify` speed, and the time of an inclusion proof (from
+the stored tiles, and as before them from every leaf), on SQLite and PostgreSQL.
 
     .venv/bin/python bench/audit.py [--events 20000] [--pg postgresql://postgres@127.0.0.1:5432/test]
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import secrets
 import statistics
 import tempfile
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from ostiary.audit import merkle
 from ostiary.audit.event import describe
 from ostiary.audit.trail import AuditTrail
 from ostiary.audit.verify import verify
@@ -75,9 +78,19 @@ def run(name: str, url: str | None, n: int, tmp: Path) -> dict[str, float]:
         assert report.ok and report.size >= n, report.problems
         with store.engine.connect() as conn:
             avg = conn.execute(sa.text("SELECT avg(length(body)) FROM audit_log")).scalar()
+        size = trail.log.size()
+        picks = [random.Random(i).randrange(size) for i in range(20)]
+        t0 = time.perf_counter()
+        for seq in picks:
+            trail.log.inclusion(seq, size)
+        tiles_ms = (time.perf_counter() - t0) / len(picks) * 1000
+        t0 = time.perf_counter()
+        for seq in picks[:3]:  # as proofs were made before tiles: every leaf read
+            merkle.inclusion_proof([bytes.fromhex(r.leaf) for r in trail.log.rows(0, size)], seq, size)
+        leaves_ms = (time.perf_counter() - t0) / 3 * 1000
         return {"describe_us": describe_us, "spooled_per_s": n / spool_s,
                 "drained_per_s": n / (spool_s + drain_extra), "verify_per_s": report.size / verify_s,
-                "bytes": float(avg or 0)}
+                "bytes": float(avg or 0), "proof_ms": tiles_ms, "proof_leaves_ms": leaves_ms}
     finally:
         trail.close()
         store.close()
@@ -112,11 +125,11 @@ def main() -> int:
         rows.append((name, {k: statistics.median(r[k] for r in results) for k in results[0]}))
     print(f"\n{args.events} events per run, 64 concurrent writers, medians of {args.reps} runs\n")
     print("| store | describe a call (us) | spooled events/s (fsync) | in the store events/s | verify events/s "
-          "| stored bytes/event |")
-    print("|---|---|---|---|---|---|")
+          "| stored bytes/event | inclusion proof ms (tiles) | (every leaf read) |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in rows:
         print(f"| {name} | {r['describe_us']:.1f} | {r['spooled_per_s']:,.0f} | {r['drained_per_s']:,.0f} "
-              f"| {r['verify_per_s']:,.0f} | {r['bytes']:,.0f} |")
+              f"| {r['verify_per_s']:,.0f} | {r['bytes']:,.0f} | {r['proof_ms']:.1f} | {r['proof_leaves_ms']:.1f} |")
     return 0
 
 

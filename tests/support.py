@@ -165,3 +165,26 @@ def shared_audit_keys(directory: Path) -> str:
 
     signing, master = write_keys(directory, "ostiary/audit")
     return f"audit: {{signing_key_file: {signing}, master_key_file: {master}}}\n"
+
+
+class WebhookReceiver:
+    """A local receiver for webhooks (budget thresholds, release decisions): the JSON events, in order."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.events: list[dict[str, Any]] = []
+        events = self.events
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                events.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -50,6 +50,7 @@ from ostiary.providers.openai import AzureProvider, OpenAIProvider
 from ostiary.routing.health import HealthBook
 from ostiary.routing.router import Router
 from ostiary.telemetry import Telemetry, TelemetryStage
+from ostiary.webhooks import Webhook
 
 log = logging.getLogger("ostiary")
 
@@ -111,6 +112,7 @@ class Gateway:
         # Metrics outlive reloads; the OTLP exporter is chosen at start (a missing 'otel' extra fails here).
         self.telemetry = Telemetry(cfg.telemetry, self.health.snapshot, self.audit.lag if self.audit else None)
         self.alerts = BudgetAlerts(cfg.budgets, self.pool)
+        self.release_hook = Webhook(self.pool, "release")
         # The counter store is chosen at start; a changed redis_url takes effect on restart.
         self.limiter: RateLimiter = RedisRateLimiter(cfg.redis_url) if cfg.redis_url else MemoryRateLimiter()
         self._tasks: list[asyncio.Task[None]] = []
@@ -134,6 +136,7 @@ class Gateway:
         # A concurrency slot's lease outlives the slowest possible call: it only frees the slots of
         # a replica that died.
         self.alerts.configure(cfg.budgets)
+        self.release_hook.configure(cfg.releases.webhook_url, cfg.releases.webhook_secret)
         limits = LimitsStage(cfg, router.chains, self.limiter, self.book, self.meter, self.alerts,
                              lease_seconds=router.longest() + 60)
         guardrails = GuardrailsStage(cfg.guardrails, loaded.version, self.reviews) if cfg.guardrails.policies else None
@@ -227,7 +230,14 @@ class Gateway:
             try:
                 if self.releases.snapshot.active:
                     for rid, decision in await asyncio.to_thread(self.releases.tick):
-                        log.info("release %s: %s", rid, decision)
+                        rel = await asyncio.to_thread(self.releases.get, rid)
+                        log.log(logging.WARNING if decision in ("rollback", "pause") else logging.INFO,
+                                "release %s: %s (%s)", rid, decision, rel.reason)
+                        # Whoever must decide a paused release, or know of a rollback, hears of it.
+                        self.release_hook.post({"type": f"release.{decision}", "release": rel.id, "kind": rel.kind,
+                                                "target": rel.target, "baseline": rel.baseline,
+                                                "candidate": rel.candidate, "state": rel.state,
+                                                "percent": rel.percent, "reason": rel.reason, "at": time.time()})
             except Exception:
                 log.warning("release controller run failed; next try in %s s", every, exc_info=True)
 
@@ -248,6 +258,7 @@ class Gateway:
         await self.meter.flush_soon()
         await asyncio.to_thread(self.releases.flush)
         await self.alerts.aclose()  # webhooks on their way get a moment to arrive
+        await self.release_hook.aclose()
         await self.pool.aclose()
         await self.limiter.aclose()
         await asyncio.to_thread(self.telemetry.close)  # exports the spans still batched

@@ -3,16 +3,12 @@ one Redis, driven concurrently."""
 
 from __future__ import annotations
 
-import json
 import secrets
 import subprocess
 import sys
-import threading
 import time
 from contextlib import ExitStack
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -22,7 +18,7 @@ from ostiary.store import Store
 from ostiary.store.events import CLI
 from ostiary.store.schema import audit_log, usage
 from tests.integration.conftest import pg_database
-from tests.support import ROOT, drive, gateway, keys, shared_audit_keys
+from tests.support import ROOT, WebhookReceiver, drive, gateway, keys, shared_audit_keys
 
 HELLO = [{"role": "user", "content": "Hello"}]
 PRICE = 1000.0  # USD per million tokens, in and out: a mock answer (8 tokens) costs 0.008 USD
@@ -58,34 +54,13 @@ def test_three_replicas_admit_the_token_limit_within_one_percent(tmp_path: Path)
     assert int(refused[0].headers["retry-after"]) >= 1
 
 
-class _Webhook:
-    """A local receiver for budget threshold webhooks."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        events = self.events
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                events.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 def test_budget_across_replicas_is_overrun_by_at_most_one_reservation(tmp_path: Path) -> None:
     for db in pg_database():
         _budget_across_replicas(tmp_path, db)
 
 
 def _budget_across_replicas(tmp_path: Path, db: str) -> None:
-    hook = _Webhook()
+    hook = WebhookReceiver()
     cfg = tmp_path / "shared.yaml"
     cfg.write_text(f"database_url: {db}\nredis_url: redis://127.0.0.1:6379/0\n"
                    "identity: {key_secret: replicas-share-this-secret, refresh_seconds: 0.2}\n"

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import openai
 
-from tests.support import ROOT, gateway, keys
+from tests.support import ROOT, WebhookReceiver, gateway, keys
 
 CONFIG = """server: {{data_dir: {data}}}
 identity: {{refresh_seconds: 0.2}}
@@ -55,6 +55,8 @@ def _audited(cfg: Path, action: str) -> list[dict[str, Any]]:
 
 def test_an_error_spike_rolls_the_release_back_on_its_own(tmp_path: Path) -> None:
     cfg, admin = _setup(tmp_path)
+    hook = WebhookReceiver()
+    cfg.write_text(cfg.read_text() + f"releases: {{webhook_url: '{hook.url}'}}\n")
     with gateway(cfg) as (url, _):
         api = httpx.Client(base_url=f"{url}/admin/v1", headers={"authorization": f"Bearer {admin}"}, timeout=10)
         made = api.post("/releases", json={"kind": "route", "target": "chat", "candidate": "chat-broken", "start": True,
@@ -78,6 +80,10 @@ def test_an_error_spike_rolls_the_release_back_on_its_own(tmp_path: Path) -> Non
         assert failures > 5 and arms["baseline"] > 20
         rel = _wait_for(api, rid, ("rolled_back",))
         assert rel["state"] == "rolled_back", rel
+        metrics = httpx.get(f"{url}/metrics", headers={"authorization": f"Bearer {admin}"}).text
+        counted = [line for line in metrics.splitlines() if line.startswith("ostiary_release_calls_total{")
+                   and f'release="{rid}"' in line and 'arm="candidate"' in line and 'status_class="5xx"' in line]
+        assert counted and float(counted[0].rsplit(" ", 1)[1]) > 0
         assert "error_rate" in rel["reason"]
         time.sleep(0.5)  # every replica's next refresh (0.2 s here)
         for i in range(20):  # everyone is back on the baseline: no failures, no release header
@@ -89,6 +95,10 @@ def test_an_error_spike_rolls_the_release_back_on_its_own(tmp_path: Path) -> Non
             time.sleep(0.2)
             event = api.get("/audit/events/spike-1")
         assert event.json()["release"][0]["id"] == rid
+    hook.server.shutdown()
+    told, = hook.events  # whoever watches releases hears of the rollback
+    assert (told["type"], told["release"], told["state"]) == ("release.rollback", rid, "rolled_back")
+    assert "error_rate" in told["reason"]
     rollback, = _audited(cfg, "release.rollback")
     details = rollback["details"]
     assert rollback["actor"] == "release-controller" and details["outcome"] == "fail"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
@@ -307,6 +307,12 @@ def test_export_formats_include_checkpoints(trail: AuditTrail) -> None:
     syslog = list(export(trail.log, "syslog"))
     assert syslog[0].startswith("<109>1 ") and ' ostiary - request [ostiary@32473 seq="0" tenant="acme"] ' in syslog[0]
     assert list(export(trail.log, "jsonl", since=datetime(2099, 1, 1, tzinfo=UTC))) == []
+    # A window, given in another zone, is selected by the database in UTC: [second event, fourth).
+    times = [r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC) for r in trail.log.rows() if r.kind == "request"]
+    zone = timezone(timedelta(hours=2))
+    window = [orjson.loads(line) for line in export(trail.log, "jsonl", since=times[1].astimezone(zone),
+                                                    until=times[3].astimezone(zone))]
+    assert [e["request_id"] for e in window if e["kind"] == "request"] == ["req-1", "req-2"]
 
 
 def test_a_checkpoint_from_an_unknown_key_is_refused(trail: AuditTrail) -> None:

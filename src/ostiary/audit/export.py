@@ -28,14 +28,11 @@ def export(log: AuditLog, fmt: str, since: datetime | None = None, until: dateti
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
     checkpoints = {int(c.size): c.note for c in log.checkpoints()}
     host = socket.gethostname()
-    for row in log.rows():
-        at = _utc(row.at)
-        inside = (since is None or at >= _utc(since)) and (until is None or at < _utc(until))
-        if inside:
-            yield line(fmt, orjson.loads(row.body), host)
-            note = checkpoints.get(row.seq + 1)
-            if note is not None:
-                yield line(fmt, checkpoint_event(row.seq + 1, note, at), host)
+    for row in log.rows(since=since, until=until):
+        yield line(fmt, orjson.loads(row.body), host)
+        note = checkpoints.get(row.seq + 1)
+        if note is not None:
+            yield line(fmt, checkpoint_event(row.seq + 1, note, _utc(row.at)), host)
 
 
 def checkpoint_event(size: int, note: str, at: datetime) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The PostgreSQL privileges of the gateway's own role: on the audit tables, insert and select only.
 
-The triggers of migration 0004 refuse UPDATE, DELETE and TRUNCATE on the log and its checkpoints
-whoever asks; privileges add the second wall: the role the gateway connects with cannot even drop
+The triggers of migrations 0004 and 0008 refuse UPDATE, DELETE and TRUNCATE on the log, its
+checkpoints and its tiles whoever asks; privileges add the second wall: the role the gateway connects with cannot even drop
 the triggers (only the owner can), so a compromised gateway cannot rewrite history. Migrations run
 with the owner (`ostiary` started once with an owner URL, or Alembic); the gateway's role then finds
 the schema current and needs no DDL.
@@ -13,7 +13,7 @@ import re
 
 from ostiary.store.schema import metadata
 
-APPEND_ONLY = ("audit_log", "audit_checkpoints")
+APPEND_ONLY = ("audit_log", "audit_checkpoints", "audit_tiles")
 _ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from ostiary.audit import merkle
+from ostiary.audit import merkle, tiles
 from ostiary.audit.checkpoint import Checkpoint, Signer
 from ostiary.audit.event import Pending, administrative
 from ostiary.store import Store
@@ -73,11 +73,14 @@ class AuditLog:
             admin_cursor = admin[-1]["id"] if admin else head.admin_cursor
             rows += [_encode(administrative(dict(r))) for r in admin]
             stored = []
+            leaves = []
+            first = tree.size
             sqlite = conn.dialect.name == "sqlite"
             for parsed, body in rows:
                 seq = tree.size
                 data = b'{"seq":%d,' % seq + body[1:]
                 leaf = tree.append_data(data)
+                leaves.append(leaf)
                 at = parsed["at"]
                 stored.append((seq, parsed["uid"], _sqlite_time(at) if sqlite else at, parsed["kind"],
                                _clip(parsed.get("request_id"), 200), _clip(parsed.get("tenant"), 64),
@@ -87,6 +90,7 @@ class AuditLog:
                 # through the ORM-free Core path still cost ~30 us of Python per row here.
                 mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
                 conn.exec_driver_sql(f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join([mark] * 9)})", stored)
+                tiles.store_completed(conn, first, leaves)
             note = None
             now = datetime.now(UTC)
             due = force_checkpoint or tree.size - head.checkpoint_size >= self.every or self._timed_out(head, now)
@@ -155,13 +159,19 @@ class AuditLog:
         with self.store.engine.connect() as conn:
             return int(conn.execute(sa.select(audit_head.c.size).where(audit_head.c.id == 1)).scalar_one())
 
-    def rows(self, start: int = 0, end: int | None = None) -> Iterator[sa.Row[Any]]:
-        """Stored events in log order, read in chunks."""
+    def rows(self, start: int = 0, end: int | None = None, since: datetime | None = None,
+             until: datetime | None = None) -> Iterator[sa.Row[Any]]:
+        """Stored events in log order, read in chunks; with `since`/`until`, only those whose time is
+        in [since, until), selected by the database (times are compared in UTC, as they are stored)."""
         at = start
         while end is None or at < end:
             q = sa.select(audit_log).where(audit_log.c.seq >= at).order_by(audit_log.c.seq).limit(READ_CHUNK)
             if end is not None:
                 q = q.where(audit_log.c.seq < end)
+            if since is not None:
+                q = q.where(audit_log.c.at >= _as_utc(since))
+            if until is not None:
+                q = q.where(audit_log.c.at < _as_utc(until))
             with self.store.engine.connect() as conn:
                 chunk = conn.execute(q).all()
             if not chunk:
@@ -169,8 +179,9 @@ class AuditLog:
             yield from chunk
             at = chunk[-1].seq + 1
 
-    def leaves(self, size: int) -> list[bytes]:
-        return [bytes.fromhex(r.leaf) for r in self.rows(0, size)]
+    def tiles(self) -> dict[tuple[int, int], bytes]:
+        with self.store.engine.connect() as conn:
+            return tiles.stored(conn)
 
     def checkpoints(self) -> list[sa.Row[Any]]:
         with self.store.engine.connect() as conn:
@@ -199,10 +210,12 @@ class AuditLog:
                                      .order_by(audit_log.c.seq)).all())
 
     def inclusion(self, seq: int, size: int) -> list[bytes]:
-        return merkle.inclusion_proof(self.leaves(size), seq, size)
+        with self.store.engine.connect() as conn:
+            return merkle.inclusion_proof_from(seq, size, lambda a, b: tiles.subtree_root(conn, a, b))
 
     def consistency(self, old: int, new: int) -> list[bytes]:
-        return merkle.consistency_proof(self.leaves(new), old, new)
+        with self.store.engine.connect() as conn:
+            return merkle.consistency_proof_from(old, new, lambda a, b: tiles.subtree_root(conn, a, b))
 
 
 def witness(directory: Path, size: int, note: str) -> None:
@@ -245,6 +258,10 @@ def _encode(p: Pending) -> tuple[dict[str, Any], bytes]:
 
 
 _COLUMNS = "seq, uid, at, kind, request_id, tenant_id, subject, body, leaf"
+
+
+def _as_utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _sqlite_time(iso: str) -> str:

@@ -56,7 +56,7 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return _sha256(_NODE_PREFIX + left + right).digest()
 
 
-def _split(n: int) -> int:
+def split(n: int) -> int:
     """The largest power of two strictly smaller than n (n >= 2): where RFC 6962 splits D[n]."""
     return 1 << ((n - 1).bit_length() - 1)
 
@@ -99,7 +99,7 @@ def inclusion_proof_from(index: int, size: int, subtree_root: SubtreeRoot) -> li
     # Walk down from the root; the RFC's recursion appends each sibling after the deeper part of the
     # path, so the siblings met on the way down are reversed at the end.
     while hi - lo > 1:
-        k = _split(hi - lo)
+        k = split(hi - lo)
         if index < lo + k:
             path.append(subtree_root(lo + k, hi))
             hi = lo + k
@@ -125,7 +125,7 @@ def consistency_proof_from(old_size: int, new_size: int, subtree_root: SubtreeRo
     # (which the verifier already has and need not be sent).
     lo, hi, m, whole_old = 0, new_size, old_size, True
     while m != hi - lo:
-        k = _split(hi - lo)
+        k = split(hi - lo)
         if m <= k:
             proof.append(subtree_root(lo + k, hi))
             hi = lo + k

@@ -9,7 +9,8 @@ What is checked, in one pass over the events in order:
   checkpoints that all match one recomputed tree are consistent with each other, so a checkpoint
   inconsistent with its predecessor is one that does not match);
 - no checkpoint, in the store or in the witness directory, is larger than the log (a truncated tail,
-  or a database rolled back to an older snapshot that the witness outlived).
+  or a database rolled back to an older snapshot that the witness outlived);
+- every stored tile (audit/tiles.py) is the root of its events: a wrong one would make true proofs fail.
 
 The first bad index is reported: exactly where a body or its place is wrong, otherwise the range
 between the last good checkpoint and the first bad one. An edit that keeps every checkpoint right
@@ -26,6 +27,7 @@ from ostiary.audit import merkle
 from ostiary.audit.checkpoint import Checkpoint, NoteError, Verifier, open_note
 from ostiary.audit.event import notice
 from ostiary.audit.log import AuditLog, encode_event
+from ostiary.audit.tiles import LEVELS, WIDTH
 
 
 @dataclass(slots=True)
@@ -51,6 +53,38 @@ class Report:
                 "first_bad_index": self.first_bad, "problems": self.problems}
 
 
+class _Tiles:
+    """Recomputes the tiles from the leaves as they pass and compares the stored ones (audit/tiles.py)."""
+
+    def __init__(self, stored: dict[tuple[int, int], bytes], report: Report) -> None:
+        self.stored = stored
+        self.report = report
+        self.pending: dict[int, list[bytes]] = {level: [] for level in range(LEVELS + 1)}
+        self.count: dict[int, int] = dict.fromkeys(range(LEVELS + 1), 0)
+
+    def add(self, leaf: bytes) -> None:
+        self._push(0, leaf)
+
+    def _push(self, level: int, node: bytes) -> None:
+        group = self.pending[level]
+        group.append(node)
+        if len(group) < WIDTH or level == LEVELS:
+            return
+        idx = self.count[level + 1]
+        self.count[level + 1] += 1
+        root = merkle.root(group)
+        group.clear()
+        found = self.stored.pop((level + 1, idx), None)
+        if found is not None and found != root:
+            self.report.bad(None, f"tile {level + 1}/{idx} does not match its events: proofs over them fail "
+                                  "(the events themselves are intact)")
+        self._push(level + 1, root)
+
+    def finish(self) -> None:
+        for level, idx in sorted(self.stored)[:5]:
+            self.report.bad(None, f"tile {level}/{idx} covers events the log does not have")
+
+
 def verify(log: AuditLog, verifiers: list[Verifier], witness_dir: Path | None = None) -> Report:
     report = Report()
     stored = [(int(r.size), r.root, r.note) for r in log.checkpoints()]
@@ -59,6 +93,7 @@ def verify(log: AuditLog, verifiers: list[Verifier], witness_dir: Path | None = 
     roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT} if 0 in wanted else {}
     tree = merkle.Tree()
     expected = 0
+    tile_check = _Tiles(log.tiles(), report)
     for row in log.rows():
         if row.seq != expected:
             report.bad(expected, f"events {expected}..{row.seq - 1} are missing (deleted)")
@@ -70,10 +105,12 @@ def verify(log: AuditLog, verifiers: list[Verifier], witness_dir: Path | None = 
         if leaf.hex() != row.leaf:
             report.bad(row.seq, f"event {row.seq} was edited: its body does not hash to its stored leaf")
         tree.append(leaf)
+        tile_check.add(leaf)
         expected += 1
         if tree.size in wanted:
             roots[tree.size] = tree.root()
     report.size = tree.size
+    tile_check.finish()
     previous: tuple[int, bytes] | None = None  # the last good checkpoint
     for size, root_hex, note in stored:
         report.checkpoints += 1

@@ -202,12 +202,23 @@ class Limits(Strict):
                                 "request that sets no max_tokens; under a budget it is also sent as its max_tokens")
 
 
-class Budgets(Strict):
-    """How budgets (set per tenant, team, user or key through the admin API) are counted."""
+class Webhooked(Strict):
+    webhook_url: str | None = Field(None, description="receives the events as JSON POSTs")
+    webhook_secret: SecretStr | None = Field(None, description="signs webhook bodies (x-ostiary-signature)")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+
+class Budgets(Webhooked):
+    """How budgets (set per tenant, team, user or key through the admin API) are counted; the webhook
+    receives a POST when spend crosses a threshold."""
 
     timezone: str = Field("UTC", description="the zone whose calendar days and months budget periods follow")
-    webhook_url: str | None = Field(None, description="receives a POST when spend crosses a threshold")
-    webhook_secret: SecretStr | None = Field(None, description="signs webhook bodies (x-ostiary-signature)")
     stream_step: int = Field(256, ge=1, description="output tokens a stream reserves at a time past its estimate")
 
     @field_validator("timezone")
@@ -219,13 +230,6 @@ class Budgets(Strict):
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {v!r} (use an IANA name such as Europe/Paris)") from None
-        return v
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _url(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
         return v
 
 
@@ -438,6 +442,11 @@ class PromptSettings(Strict):
                                         "record, unless an admin forces it")
 
 
+class ReleaseSettings(Webhooked):
+    """Progressive releases (llmops/releases.py); the webhook receives the controller's decisions: a
+    rollback, a pause for a person, a step, a promotion."""
+
+
 class Config(Strict):
     database_url: str | None = Field(None, description="PostgreSQL URL; unset: SQLite in server.data_dir")
     redis_url: str | None = Field(None, description="Redis URL: limits shared by every replica")
@@ -447,6 +456,7 @@ class Config(Strict):
     guardrails: Guardrails = Guardrails()
     audit: Audit = Audit()
     prompts: PromptSettings = PromptSettings()
+    releases: ReleaseSettings = ReleaseSettings()
     telemetry: Telemetry = Telemetry()
     authorization: Authorization = Authorization()
     identity: Identity = Identity()

@@ -160,7 +160,7 @@ audit_log = sa.Table(
     metadata,
     sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("uid", sa.String(32), nullable=False, unique=True),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),  # exports select by time
     sa.Column("kind", sa.String(16), nullable=False),  # request, admin, erasure, retention, hold, verify
     sa.Column("request_id", sa.String(200), nullable=True, index=True),
     sa.Column("tenant_id", sa.String(64), nullable=True, index=True),
@@ -190,6 +190,15 @@ audit_checkpoints = sa.Table(
     sa.Column("root", sa.String(64), nullable=False),
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Roots of complete aligned subtrees of the log (audit/tiles.py), append-only: proofs read them.
+audit_tiles = sa.Table(
+    "audit_tiles",
+    metadata,
+    sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.String(64), nullable=False),
 )
 
 # Data keys, one per subject and month (wrapped by the master key). Deleting them is the erasure.

@@ -13,6 +13,7 @@ Labels and cardinality (every label value is bounded by the configuration or by 
 - `tenant`: the principal's tenant ("" before authentication). Tenants are created by an
   administrator or named by a trusted token issuer, so their number is the number of customers.
 - guardrail verdicts: `scanner`, `action` and `policy` (a configured policy name).
+- release calls: `release` (an id an administrator created), `arm` and the status class.
 
 Hot path: the request metrics are plain Python cells (a list per series) that the stage updates on
 the event loop: no lock, no `labels()` call, one dict lookup per label tuple (`Metrics.request`
@@ -132,6 +133,8 @@ class Metrics:
         self.retries = Counters("ostiary_retries", "Upstream attempts that were retried on the same deployment",
                                 ("route", "deployment"))
         self.fallbacks = Counters("ostiary_fallbacks", "Requests answered by a fallback route", ("route", "fallback"))
+        self.releases = Counters("ostiary_release_calls", "Calls on the arms of progressive releases, by outcome",
+                                 ("release", "arm", "status_class"))
         self.registry = CollectorRegistry(auto_describe=False)
         # The response cache does not exist yet: this counter is registered (so that dashboards and
         # alerts can be written against it) and stays at zero until the cache increments it.
@@ -173,7 +176,7 @@ class _Families(Collector):
     def collect(self) -> Iterator[Metric]:
         m = self.m
         for table in (m.requests, m.duration, m.first_byte, m.tokens, m.cost, m.verdicts, m.attempts, m.retries,
-                      m.fallbacks):
+                      m.fallbacks, m.releases):
             yield table.family()
 
 

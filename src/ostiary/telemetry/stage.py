@@ -131,6 +131,11 @@ class TelemetryStage:
             m.attempt(a.route, a.deployment, a.outcome)
         if call.route is not None and call.route != call.model and route:
             m.fallbacks.inc((route, call.route))
+        arms = decisions.get("release")
+        if arms:
+            status_class = f"{status // 100}xx"
+            for a in arms:
+                m.releases.inc((a["id"], a["arm"], status_class))
         if span is not None:
             self._end(span, call, status, error, tenant, usage, tokens_in, tokens_out, verdicts)
 
