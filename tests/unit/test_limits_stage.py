@@ -248,3 +248,21 @@ async def test_a_stream_is_cut_with_an_error_when_it_would_overrun_the_budget() 
     assert 3 <= len(got) < 10  # ~5 tokens a batch: cut near 50 tokens, never all 20 batches
     with pytest.raises(GatewayError):  # and the budget is spent now
         await stage(call(), _answer(1, 1))
+
+
+async def test_a_route_release_reserves_at_the_price_of_the_route_that_answers() -> None:
+    cfg = Config.model_validate({"routes": [{"name": "m", "deployments": [{"provider": "mock", "model": "m"}]},
+                                            {"name": "m-next", "deployments": [{"provider": "mock", "model": "m-next"}]}],
+                                 "pricing": {"m": {"input": 1.0, "output": 2.0}, "m-next": {"input": 10.0, "output": 20.0}},
+                                 "limits": {"route": {"rpm": 10}}})
+    store = Store("sqlite://")
+    stage = LimitsStage(cfg, {r.name: [r] for r in cfg.routes}, MemoryRateLimiter(), Book(store), UsageMeter(store),
+                        BudgetAlerts(cfg.budgets, HttpPool()))
+    _with_budget(stage, "tenant:acme", 100.0)
+    plain = stage.plan(call())
+    moved = call()
+    moved.decisions["pointers"] = {"route:m": "m-next"}  # a release's candidate arm
+    released = stage.plan(moved)
+    assert plain is not None and released is not None
+    assert released.caps[0].cost == pytest.approx(10 * plain.caps[0].cost)
+    assert [b.key for b in released.buckets] == ["route:m"]  # limits stay the asked route's

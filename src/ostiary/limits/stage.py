@@ -173,13 +173,14 @@ class LimitsStage:
         if t is None:
             return None
         est_in = est_out = 0
+        served = self._served(call)
         if t.tokens or t.budgets:
-            est_in = prompt_tokens(call.body, self._tokenizer.get(call.model, call.model))
+            est_in = prompt_tokens(call.body, self._tokenizer.get(served, served))
             if call.kind == "chat":
                 est_out = completion_reservation(call.body, self.limits.output_reserve)
                 if t.budgets and "max_tokens" not in call.body and "max_completion_tokens" not in call.body:
                     # Under a budget an answer may not outgrow its reservation: cap it upstream.
-                    call.body[self._cap_param[call.model]] = est_out // max(1, int(call.body.get("n") or 1))
+                    call.body[self._cap_param[served]] = est_out // max(1, int(call.body.get("n") or 1))
         buckets = list(t.requests)
         for kind, b in t.tokens:
             if kind != "otpm" and est_in > b.capacity:
@@ -198,7 +199,7 @@ class LimitsStage:
                                              loop.max_repeats, loop.window_seconds))
         caps, out_price = [], 0.0
         if t.budgets:
-            price = self._dearest.get(call.model)
+            price = self._dearest.get(served)
             est_cost = cost(price, est_in, est_out) if price else 0.0
             out_price = price.output / 1e6 if price else 0.0
             for scope, rule in t.budgets:
@@ -315,12 +316,18 @@ class LimitsStage:
             used_in, used_out, cached = usage_tokens(call.usage)
         elif counted_out:
             est = t.input_est if t is not None and t.input_est else prompt_tokens(
-                call.body, self._tokenizer.get(call.model, call.model))
+                call.body, self._tokenizer.get(self._served(call), call.model))
             used_in, used_out, cached = est, counted_out, 0
         else:
             used_in = used_out = cached = 0
         price = self._price(call)
         return used_in, used_out, cached, cost(price, used_in, used_out, cached) if price else 0.0
+
+    def _served(self, call: Call) -> str:
+        """The route whose deployments answer (a release may point the asked one elsewhere): the
+        tokenizer and prices to estimate with are its."""
+        served = call.served_route
+        return served if served in self._tokenizer else call.model
 
     def _price(self, call: Call) -> Price | None:
         p = self.prices.price(call.upstream_model) if isinstance(call.upstream_model, str) else None
@@ -347,7 +354,7 @@ class Metered:
     def __init__(self, stage: LimitsStage, call: Call, ticket: Ticket | None, batches: Batches) -> None:
         self.stage, self.call, self.ticket, self.batches = stage, call, ticket, batches
         self._budget = ticket is not None and bool(ticket.caps)
-        self._model = stage._tokenizer.get(call.model, call.model)
+        self._model = stage._tokenizer.get(stage._served(call), call.model)
         self._chars = 0
         self._done = False
 

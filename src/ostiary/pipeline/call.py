@@ -67,6 +67,13 @@ class Call:
             hook(self, status)
 
     @property
+    def served_route(self) -> str:
+        """The route whose deployments answer: the one asked for, or the one a release points it to
+        (llmops/releases.py puts the pointers in `decisions`)."""
+        pointers = self.decisions.get("pointers")
+        return pointers.get(f"route:{self.model}", self.model) if pointers else self.model
+
+    @property
     def kind(self) -> Literal["chat", "embeddings"]:
         return "embeddings" if self.api == "openai.embeddings" else "chat"
 

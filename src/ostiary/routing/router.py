@@ -110,13 +110,9 @@ class Router:
         raise _final_error(call, failures, open_waits)
 
     def _chain_for(self, call: Call) -> list[Route]:
-        """The chain serving the call's route: another route's, when a release points it there."""
-        pointers = call.decisions.get("pointers")
-        if pointers:
-            moved = pointers.get(f"route:{call.model}")
-            if moved is not None and moved in self.chains:
-                return self.chains[moved]
-        return self.chains[call.model]
+        """The chain serving the call's route: another route's, when a release points it there (and
+        that route is still in the config)."""
+        return self.chains.get(call.served_route) or self.chains[call.model]
 
     async def _try_deployment(self, call: Call, route: Route, dep: Deployment, retry: Retry, op: Op[T],
                               failures: list[UpstreamFailure]) -> T | object:
