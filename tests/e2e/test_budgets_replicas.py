@@ -29,7 +29,7 @@ def _tokens(r: httpx.Response) -> int:
     return int(u["prompt_tokens"]) + int(u["completion_tokens"])
 
 
-def test_three_replicas_admit_the_token_limit_within_one_percent(tmp_path: Path) -> None:
+def test_three_replicas_never_admit_more_than_one_percent_over_the_token_limit(tmp_path: Path) -> None:
     route = f"tokens-{secrets.token_hex(4)}"  # fresh counters in the shared Redis
     tpm = 3000  # a burst of 3000 tokens, then 50 a second; one answer is 8 tokens
     with ExitStack() as stack:
@@ -40,7 +40,8 @@ def test_three_replicas_admit_the_token_limit_within_one_percent(tmp_path: Path)
                            f"limits: {{route: {{tpm: {tpm}}}}}\nroutes:\n"
                            f"  - name: {route}\n    deployments: [{{provider: mock, model: m}}]\n")
             urls.append(stack.enter_context(gateway(cfg))[0])
-        answers, elapsed = drive(urls, {"model": route, "messages": HELLO, "max_tokens": 8}, 2.0)
+        # Long enough for a slow machine to exhaust the burst (it must, or the test proves nothing).
+        answers, elapsed = drive(urls, {"model": route, "messages": HELLO, "max_tokens": 8}, 3.0)
 
     ok = [r for r in answers if r.status_code == 200]
     refused = [r for r in answers if r.status_code == 429]
@@ -48,7 +49,10 @@ def test_three_replicas_admit_the_token_limit_within_one_percent(tmp_path: Path)
     assert refused, "the load never reached the limit: the test proves nothing"
     admitted = sum(_tokens(r) for r in ok)
     expected = tpm + tpm / 60 * elapsed
-    assert abs(admitted - expected) <= 0.01 * expected, (admitted, expected)
+    # The guarantee: never more than 1 % over, across replicas. Under it by a little is how a bucket
+    # works (its last tokens may be fewer than a request needs; the refill counted here from before
+    # the first request reached a replica): 3 % is the slack a slow machine needs.
+    assert expected * 0.97 <= admitted <= expected * 1.01, (admitted, expected)
     assert ok[0].headers["x-ratelimit-limit-tokens"] == str(tpm)
     assert "tokens per minute" in refused[0].json()["error"]["message"]
     assert int(refused[0].headers["retry-after"]) >= 1
