@@ -158,7 +158,9 @@ class Gateway:
             limits.warm()
 
     async def refused(self, call: Call, e: GatewayError) -> None:
-        """Record a request refused before the pipeline (malformed, too large, unknown endpoint)."""
+        """Record a request refused before the pipeline (malformed, too large, unknown endpoint): its
+        metrics, its trace id (its answer's traceparent) and its audit event."""
+        e.headers = {**e.headers, "traceparent": self.telemetry.refused(call, e.status)}
         if self.audit is not None:
             await self.audit.record(describe(call, e.status, (e.code or e.type, e.message), None, time.perf_counter()))
 

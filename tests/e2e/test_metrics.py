@@ -208,3 +208,18 @@ def test_spans_are_exported_over_otlp_with_the_trace_id(upstream: str, tmp_path:
     assert attrs["gen_ai.usage.input_tokens"].int_value > 0
     assert attrs["ostiary.tenant"].string_value == "default"
     assert attrs["ostiary.deployment"].string_value == "gpt-dep"
+
+
+def test_a_request_refused_before_the_pipeline_is_counted_traced_and_audited(public: tuple[str, str, Path]) -> None:
+    url, _, db = public
+    trace = "5bf92f3577b34da6a3ce929d0e0e4737"
+    before = httpx.get(f"{url}/metrics").text
+    r = httpx.post(f"{url}/v1/chat/completions", content=b"{not json",
+                   headers={"traceparent": f"00-{trace}-b7ad6b7169203331-01", "x-request-id": "malformed-1",
+                            "content-type": "application/json"})
+    assert r.status_code == 400 and r.headers["traceparent"].startswith(f"00-{trace}-")
+    after = httpx.get(f"{url}/metrics").text
+    moved = sample(after, "ostiary_requests_total", route="", deployment="", status="400", tenant="") - sample(
+        before, "ostiary_requests_total", route="", deployment="", status="400", tenant="")
+    assert moved == 1
+    assert audited(db, "malformed-1")["trace_id"] == trace

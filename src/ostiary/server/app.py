@@ -106,8 +106,11 @@ class App:
                     raw = await read_body(receive, rt.config.server.max_body_bytes, cl)
                     call = self._call(rt, api, parse_json_object(raw), rid.decode(), client_ip)
                 except GatewayError as e:
-                    await self.gateway.refused(Call(id=rid.decode(), api=api, body={}, model="", stream=False,
-                                                    config_version=rt.version, client_ip=client_ip), e)
+                    refused = Call(id=rid.decode(), api=api, body={}, model="", stream=False,
+                                   config_version=rt.version, client_ip=client_ip)
+                    if traceparent is not None:
+                        refused.decisions["traceparent"] = traceparent.decode("latin-1")
+                    await self.gateway.refused(refused, e)
                     raise
                 call.credential = credential
                 call.session, call.release_arms = session, release_arms

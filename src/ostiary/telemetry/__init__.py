@@ -7,6 +7,7 @@ labels and cardinality, traces.py for trace ids and spans.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from ostiary.config.schema import Telemetry as TelemetrySettings
 from ostiary.errors import Forbidden
 from ostiary.telemetry.metrics import CONTENT_TYPE, Metrics
 from ostiary.telemetry.stage import TelemetryStage
-from ostiary.telemetry.traces import Tracer, parse_traceparent
+from ostiary.telemetry.traces import Tracer, child_of, parse_traceparent
 
 __all__ = ["CONTENT_TYPE", "Metrics", "Telemetry", "TelemetryStage", "Tracer", "parse_traceparent",
            "require_metrics_reader"]
@@ -30,6 +31,17 @@ class Telemetry:
         self.metrics = Metrics(breakers, audit_lag)
         # Built (and the SDK imported) here, at gateway build: a missing extra fails the start.
         self.tracer = Tracer(cfg, exporter) if cfg.otlp_endpoint or exporter is not None else None
+
+    def refused(self, call: Any, status: int) -> str:
+        """Count a request refused before the pipeline (malformed, too large, unknown endpoint) and
+        give it a trace id (in its audit event); the `traceparent` its answer carries."""
+        raw = call.decisions.pop("traceparent", None)
+        trace_id, span_id, flags = child_of(parse_traceparent(raw) if raw else None)
+        call.decisions["trace_id"] = trace_id
+        s = self.metrics.request("", "", str(status), "")
+        s.requests[0] += 1
+        self.metrics.duration.observe(s.duration, time.perf_counter() - call.started)
+        return f"00-{trace_id}-{span_id}-{flags}"
 
     def exposition(self) -> bytes:
         return self.metrics.exposition()

@@ -23,7 +23,7 @@ from ostiary.errors import GatewayError
 from ostiary.pipeline.call import Call, close_stream
 from ostiary.pipeline.stage import Handler
 from ostiary.telemetry.metrics import Metrics
-from ostiary.telemetry.traces import Tracer, new_ids, parse_traceparent
+from ostiary.telemetry.traces import Tracer, child_of, parse_traceparent
 
 log = logging.getLogger("ostiary.telemetry")
 Batches = AsyncIterator[list[dict[str, Any]]]
@@ -54,10 +54,7 @@ class TelemetryStage:
             trace_id, span_id = f"{sc.trace_id:032x}", f"{sc.span_id:016x}"
             flags = "01" if sc.trace_flags & 1 else "00"
         else:
-            trace_id, span_id = new_ids()
-            if parent is not None:
-                trace_id = parent[0]
-            flags = parent[2] if parent is not None else "01"
+            trace_id, span_id, flags = child_of(parent)
         call.decisions["trace_id"] = trace_id
         header = f"00-{trace_id}-{span_id}-{flags}"
         call.response_headers.append((b"traceparent", header.encode()))

@@ -48,6 +48,15 @@ def new_ids() -> tuple[str, str]:
     return h[:32], h[32:]
 
 
+def child_of(parent: tuple[str, str, str] | None) -> tuple[str, str, str]:
+    """(trace id, new span id, flags) of a span that continues `parent` (a parsed traceparent),
+    or starts a new trace."""
+    trace_id, span_id = new_ids()
+    if parent is None:
+        return trace_id, span_id, "01"
+    return parent[0], span_id, parent[2]
+
+
 def traces_url(endpoint: str) -> str:
     """The OTLP/HTTP traces URL: an endpoint given without a path gets the standard `/v1/traces`."""
     return endpoint.rstrip("/") + "/v1/traces" if urlsplit(endpoint).path in ("", "/") else endpoint
