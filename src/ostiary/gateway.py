@@ -231,15 +231,11 @@ class Gateway:
             await asyncio.sleep(every)
             try:
                 if self.releases.snapshot.active:
-                    for rid, decision in await asyncio.to_thread(self.releases.tick):
-                        rel = await asyncio.to_thread(self.releases.get, rid)
-                        log.log(logging.WARNING if decision in ("rollback", "pause") else logging.INFO,
-                                "release %s: %s (%s)", rid, decision, rel.reason)
+                    for d in await asyncio.to_thread(self.releases.tick):
+                        log.log(logging.WARNING if d.action in ("rollback", "pause") else logging.INFO,
+                                "release %s: %s (%s)", d.release.id, d.action, d.reason)
                         # Whoever must decide a paused release, or know of a rollback, hears of it.
-                        self.release_hook.post({"type": f"release.{decision}", "release": rel.id, "kind": rel.kind,
-                                                "target": rel.target, "baseline": rel.baseline,
-                                                "candidate": rel.candidate, "state": rel.state,
-                                                "percent": rel.percent, "reason": rel.reason, "at": time.time()})
+                        self.release_hook.post({**d.event(), "at": time.time()})
             except Exception:
                 log.warning("release controller run failed; next try in %s s", every, exc_info=True)
 

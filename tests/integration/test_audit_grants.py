@@ -36,9 +36,11 @@ def test_the_gateway_role_appends_but_cannot_rewrite(tmp_path: Path) -> None:
             log = AuditLog(store, signer, "ostiary/audit", every=1)
             for i in range(3):
                 log.append([encode_event(notice("test", n=i).envelope)])
-            assert log.size() == 3 and verify(log, [signer.verifier()]).ok
+            log.append([encode_event(notice("test", n=i).envelope) for i in range(3, 256)])  # a tile too
+            assert log.size() == 256 and verify(log, [signer.verifier()]).ok
             for statement in ("UPDATE audit_log SET kind = 'x'", "DELETE FROM audit_checkpoints",
-                              "TRUNCATE audit_log", "DROP TRIGGER audit_log_append_only ON audit_log"):
+                              "TRUNCATE audit_log", "DROP TRIGGER audit_log_append_only ON audit_log",
+                              "UPDATE audit_tiles SET hash = ''"):
                 with pytest.raises(sa.exc.ProgrammingError, match="permission denied|must be owner"), \
                         store.engine.begin() as conn:
                     conn.execute(sa.text(statement))
@@ -52,3 +54,36 @@ def test_the_gateway_role_appends_but_cannot_rewrite(tmp_path: Path) -> None:
 def test_a_role_name_is_checked_before_it_reaches_sql() -> None:
     with pytest.raises(ValueError, match="role name"):
         grants_sql("x; DROP TABLE audit_log")
+
+
+def test_a_role_granted_before_tiles_existed_appends_tiles_after_the_upgrade(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    from ostiary.store import MIGRATIONS
+
+    role = f"ostiary_gw_{secrets.token_hex(3)}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN"))
+    try:
+        for url in pg_database():
+            owner = Store(url)
+            cfg = AlembicConfig()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
+            with owner.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "0007")  # the schema before tiles, and the grants given then
+                for statement in grants_sql(role):
+                    conn.execute(sa.text(statement.replace(", audit_tiles", "")))
+            owner.migrate()  # the upgrade, as the owner
+            owner.close()
+            store = Store.open(url.replace("postgres@", f"{role}@", 1), tmp_path)
+            log = AuditLog(store, Signer.generate("ostiary/audit"), "ostiary/audit", every=1000)
+            log.append([encode_event(notice("test", n=i).envelope) for i in range(256)])
+            assert len(log.tiles()) == 1
+            store.close()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP ROLE IF EXISTS {role}"))
+        admin.dispose()

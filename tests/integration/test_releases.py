@@ -48,6 +48,10 @@ def _traffic(rel: Releases, rid: str, arm: str, calls: int, errors: int = 0, ms:
         rel.observe(rid, arm, 500 if i < errors else 200, ms / 1000, 0.001, False)
 
 
+def _ticks(rel: Releases, now: datetime | None = None) -> list[tuple[str, str]]:
+    return [(d.release.id, d.action) for d in rel.tick(now)]
+
+
 def _events(store: Store, prefix: str = "release.") -> list[tuple[str, dict]]:
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(admin_events.c.action, admin_events.c.details)
@@ -100,7 +104,7 @@ def test_an_error_spike_rolls_back_at_once_on_one_replica(store: Store) -> None:
     _traffic(two, made.id, "candidate", 30, errors=12)
     one.flush()
     two.flush()
-    decided = one.tick() + two.tick()
+    decided = _ticks(one) + _ticks(two)
     assert decided == [(made.id, "rollback")]  # the other replica found nothing left to decide
     after = one.get(made.id)
     assert after.state == "rolled_back" and "error_rate" in (after.reason or "")
@@ -120,11 +124,11 @@ def test_steps_advance_then_promotion_waits_for_an_evaluation_gate(store: Store)
     made = rel.create(_new("guardrails", "chat", "strict", stickiness="user"), CLI)
     _traffic(rel, made.id, "baseline", 200)
     _traffic(rel, made.id, "candidate", 100)
-    assert rel.tick() == []  # passing, but not yet a minute at the step
+    assert _ticks(rel) == []  # passing, but not yet a minute at the step
     later = datetime.now(UTC) + timedelta(seconds=61)
-    assert rel.tick(later) == [(made.id, "advance")]
+    assert _ticks(rel, later) == [(made.id, "advance")]
     assert rel.get(made.id).percent == 50
-    assert rel.tick(later + timedelta(seconds=61)) == [(made.id, "pause")]  # no evaluation run of the candidate
+    assert _ticks(rel, later + timedelta(seconds=61)) == [(made.id, "pause")]  # no evaluation run of the candidate
     paused = rel.get(made.id)
     assert paused.state == "paused" and "passing evaluation run" in (paused.reason or "")
     with pytest.raises(ReleaseError) as refused:
@@ -163,7 +167,7 @@ def test_a_prompt_release_moves_the_label_when_promoted(store: Store) -> None:
             created_by="cli", target={"route": "chat", "prompt_versions": ["helpdesk@2"]}))
     _traffic(rel, made.id, "baseline", 100)
     _traffic(rel, made.id, "candidate", 100)
-    assert rel.tick(datetime.now(UTC) + timedelta(seconds=61)) == [(made.id, "promote")]
+    assert _ticks(rel, datetime.now(UTC) + timedelta(seconds=61)) == [(made.id, "promote")]
     prompts.load()
     assert prompts.snapshot.labels[("helpdesk", "production")] == 2
     with store.engine.connect() as conn:
@@ -177,8 +181,12 @@ def test_an_inconclusive_step_pauses_for_a_person_who_decides(store: Store) -> N
     made = rel.create(_new("route", "chat", "chat-next"), CLI)
     _traffic(rel, made.id, "baseline", 100)
     _traffic(rel, made.id, "candidate", 5)  # too little traffic to tell
-    assert rel.tick(datetime.now(UTC) + timedelta(seconds=100)) == []
-    assert rel.tick(datetime.now(UTC) + timedelta(seconds=241)) == [(made.id, "pause")]
+    assert _ticks(rel, datetime.now(UTC) + timedelta(seconds=100)) == []
+    paused, = rel.tick(datetime.now(UTC) + timedelta(seconds=241))
+    event = paused.event()  # what the webhook is told: the state as written
+    assert (event["type"], event["release"], event["state"], event["percent"]) == ("release.pause", made.id, "paused",
+                                                                                   10.0)
+    assert "inconclusive" in event["reason"]
     assert "inconclusive" in (rel.get(made.id).reason or "")
     assert rel.act(made.id, "resume", CLI).state == "running"
     with pytest.raises(ReleaseError, match="cannot start"):
@@ -208,9 +216,9 @@ def test_a_paused_release_is_still_rolled_back_on_failure(store: Store) -> None:
     rel.act(made.id, "pause", CLI)
     _traffic(rel, made.id, "baseline", 100)
     _traffic(rel, made.id, "candidate", 100)
-    assert rel.tick(datetime.now(UTC) + timedelta(hours=1)) == []  # passing, but a person moves it on
+    assert _ticks(rel, datetime.now(UTC) + timedelta(hours=1)) == []  # passing, but a person moves it on
     _traffic(rel, made.id, "candidate", 40, errors=40)
-    assert rel.tick() == [(made.id, "rollback")]
+    assert _ticks(rel) == [(made.id, "rollback")]
 
 
 def test_a_decision_overtaken_by_another_is_refused_not_lost(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -71,6 +71,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     c.add_argument("role")
     c.set_defaults(run=_grants)
     cmd("retention", "shred content past audit.retention.content_days now (the gateway does it hourly)", _retention)
+    cmd("tiles", "store the proof tiles a log written before them lacks (once, after upgrading; proofs work "
+        "without, only slower)", _tiles)
 
     p = sub.add_parser("subjects", help="data subjects (GDPR): erase, access export, legal holds")
     ssub = p.add_subparsers(dest="subjects_command", required=True)
@@ -225,6 +227,12 @@ def _export(args: argparse.Namespace) -> int:
 def _subjects(args: argparse.Namespace) -> tuple[Config, Subjects]:
     cfg, log = _open(args)
     return cfg, Subjects(log, load_keyring(cfg.audit, cfg.server.data_dir))
+
+
+@_guard
+def _tiles(args: argparse.Namespace) -> int:
+    _out({"stored": _open(args)[1].backfill_tiles()})
+    return 0
 
 
 @_guard

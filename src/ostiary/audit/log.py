@@ -179,6 +179,19 @@ class AuditLog:
             yield from chunk
             at = chunk[-1].seq + 1
 
+    def backfill_tiles(self, per_round: int = 256) -> int:
+        """Store the tiles a log written before tiles lacks, a round at a time under the append
+        lock (appends wait only for one round); how many were stored."""
+        total = 0
+        while True:
+            with self.store.engine.begin() as conn:
+                conn.execute(audit_head.update().where(audit_head.c.id == 1).values(size=audit_head.c.size))
+                size = conn.execute(sa.select(audit_head.c.size).where(audit_head.c.id == 1)).scalar_one()
+                done = tiles.backfill(conn, int(size), per_round)
+            total += done
+            if done < per_round:
+                return total
+
     def tiles(self) -> dict[tuple[int, int], bytes]:
         with self.store.engine.connect() as conn:
             return tiles.stored(conn)

@@ -10,7 +10,8 @@ read from at most 128 tiles of one level, anything under 256 leaves from its lea
 Tiles are derived data and append-only like the log. A wrong tile cannot make a false proof pass
 (the client checks every proof against a signed checkpoint); it can only make a true one fail, and
 `ostiary audit verify` recomputes them. A missing tile (a log written before tiles existed) is
-computed from the leaves, as every proof was before.
+computed from the tiles or leaves below it; `ostiary audit tiles` (`backfill`) stores the missing
+ones of such a log.
 """
 
 from __future__ import annotations
@@ -56,7 +57,13 @@ def subtree_root(conn: sa.Connection, start: int, end: int) -> bytes:
     n = end - start
     if n >= WIDTH and n & (n - 1) == 0 and start % n == 0:
         found = _aligned(conn, start, n)
-        return found if found is not None else merkle.root(read_leaves(conn, start, end))
+        if found is not None:
+            return found
+        if n == WIDTH:
+            return merkle.root(read_leaves(conn, start, end))
+        # Some tile is missing (a log older than tiles): halve, so only the missing parts read leaves.
+        half = n // 2
+        return merkle.node_hash(subtree_root(conn, start, start + half), subtree_root(conn, start + half, end))
     if n <= WIDTH:
         return merkle.root(read_leaves(conn, start, end))
     k = merkle.split(n)
@@ -96,3 +103,26 @@ def read_leaves(conn: sa.Connection, start: int, end: int) -> list[bytes]:
 def stored(conn: sa.Connection) -> dict[tuple[int, int], bytes]:
     """Every tile, by (level, index): what the verifier compares with the roots it recomputes."""
     return {(r.level, r.idx): bytes.fromhex(r.hash) for r in conn.execute(sa.select(audit_tiles))}
+
+
+def backfill(conn: sa.Connection, size: int, limit: int = 256) -> int:
+    """Store up to `limit` missing tiles below `size` (levels in order, so each level finds the one
+    below complete); how many. The caller holds the log's append lock."""
+    done = 0
+    for level in range(1, LEVELS + 1):
+        width = WIDTH ** level
+        have = set(conn.execute(sa.select(audit_tiles.c.idx).where(audit_tiles.c.level == level)).scalars())
+        for t in range(size // width):
+            if t in have:
+                continue
+            if done >= limit:
+                return done
+            if level == 1:
+                nodes = read_leaves(conn, t * WIDTH, (t + 1) * WIDTH)
+            else:
+                nodes = _tiles(conn, level - 1, t * WIDTH, WIDTH)
+                if len(nodes) < WIDTH:
+                    return done  # the level below is not complete yet: the next round
+            conn.execute(audit_tiles.insert().values(level=level, idx=t, hash=merkle.root(nodes).hex()))
+            done += 1
+    return done

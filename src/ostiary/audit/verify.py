@@ -54,16 +54,24 @@ class Report:
 
 
 class _Tiles:
-    """Recomputes the tiles from the leaves as they pass and compares the stored ones (audit/tiles.py)."""
+    """Recomputes the tiles from the stored leaf hashes as they pass (what proofs are made of) and
+    compares the stored ones (audit/tiles.py). After a gap in the log nothing more is compared: the
+    gap is the problem, and every later tile would be misaligned."""
 
-    def __init__(self, stored: dict[tuple[int, int], bytes], report: Report) -> None:
+    def __init__(self, stored: dict[tuple[int, int], bytes]) -> None:
         self.stored = stored
-        self.report = report
+        self.problems: list[str] = []
         self.pending: dict[int, list[bytes]] = {level: [] for level in range(LEVELS + 1)}
         self.count: dict[int, int] = dict.fromkeys(range(LEVELS + 1), 0)
+        self.position = 0
+        self.broken = False
 
-    def add(self, leaf: bytes) -> None:
-        self._push(0, leaf)
+    def add(self, seq: int, leaf: bytes) -> None:
+        if seq != self.position:
+            self.broken = True
+        self.position = seq + 1
+        if not self.broken:
+            self._push(0, leaf)
 
     def _push(self, level: int, node: bytes) -> None:
         group = self.pending[level]
@@ -75,14 +83,16 @@ class _Tiles:
         root = merkle.root(group)
         group.clear()
         found = self.stored.pop((level + 1, idx), None)
-        if found is not None and found != root:
-            self.report.bad(None, f"tile {level + 1}/{idx} does not match its events: proofs over them fail "
-                                  "(the events themselves are intact)")
+        if found is not None and found != root and len(self.problems) < 5:
+            self.problems.append(f"tile {level + 1}/{idx} does not match the leaf hashes under it: proofs over "
+                                 "those events fail")
         self._push(level + 1, root)
 
-    def finish(self) -> None:
-        for level, idx in sorted(self.stored)[:5]:
-            self.report.bad(None, f"tile {level}/{idx} covers events the log does not have")
+    def finish(self) -> list[str]:
+        if not self.broken:
+            self.problems += [f"tile {level}/{idx} covers events the log does not have"
+                              for level, idx in sorted(self.stored)[:5]]
+        return self.problems[:5]
 
 
 def verify(log: AuditLog, verifiers: list[Verifier], witness_dir: Path | None = None) -> Report:
@@ -93,7 +103,7 @@ def verify(log: AuditLog, verifiers: list[Verifier], witness_dir: Path | None = 
     roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT} if 0 in wanted else {}
     tree = merkle.Tree()
     expected = 0
-    tile_check = _Tiles(log.tiles(), report)
+    tile_check = _Tiles(log.tiles())
     for row in log.rows():
         if row.seq != expected:
             report.bad(expected, f"events {expected}..{row.seq - 1} are missing (deleted)")
@@ -105,12 +115,11 @@ def verify(log: AuditLog, verifiers: list[Verifier], witness_dir: Path | None = 
         if leaf.hex() != row.leaf:
             report.bad(row.seq, f"event {row.seq} was edited: its body does not hash to its stored leaf")
         tree.append(leaf)
-        tile_check.add(leaf)
+        tile_check.add(row.seq, bytes.fromhex(row.leaf))
         expected += 1
         if tree.size in wanted:
             roots[tree.size] = tree.root()
     report.size = tree.size
-    tile_check.finish()
     previous: tuple[int, bytes] | None = None  # the last good checkpoint
     for size, root_hex, note in stored:
         report.checkpoints += 1
@@ -138,6 +147,8 @@ def verify(log: AuditLog, verifiers: list[Verifier], witness_dir: Path | None = 
                                   "events: the log was truncated or rolled back")
         elif roots.get(size) != cp.root:
             report.bad(None, f"the witness's checkpoint at size {size} does not match the log: history was rewritten")
+    for problem in tile_check.finish():  # last: derived data, after what the events and checkpoints say
+        report.bad(None, problem)
     return report
 
 

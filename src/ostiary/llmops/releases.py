@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 import sqlalchemy as sa
@@ -126,6 +126,22 @@ class Release:
                 "step_started_at": _iso(self.step_started_at), "reason": self.reason, "revision": self.revision,
                 "spec": msgspec.to_builtins(self.spec), "created_at": _iso(self.created_at),
                 "created_by": self.created_by, "updated_at": _iso(self.updated_at)}
+
+
+class Decision(NamedTuple):
+    """What the controller did to a release, as written: what its webhook says."""
+
+    release: Release  # as it was before
+    action: str  # rollback, advance, promote, pause
+    state: str  # after
+    percent: float  # after
+    reason: str
+
+    def event(self) -> dict[str, Any]:
+        r = self.release
+        return {"type": f"release.{self.action}", "release": r.id, "kind": r.kind, "target": r.target,
+                "baseline": r.baseline, "candidate": r.candidate, "state": self.state, "percent": self.percent,
+                "reason": self.reason}
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,8 +435,8 @@ class Releases:
 
     # -- the controller ----------------------------------------------------------------------------
 
-    def tick(self, now: datetime | None = None) -> list[tuple[str, str]]:
-        """Decide every running release whose figures call for it; the (release, decision) pairs made."""
+    def tick(self, now: datetime | None = None) -> list[Decision]:
+        """Decide every running (or paused) release whose figures call for it; the decisions made."""
         now = now or datetime.now(UTC)
         self.flush()
         with self.store.engine.connect() as conn:
@@ -434,42 +450,45 @@ class Releases:
                 log.exception("release %s: the analysis failed", rel.id)
                 continue
             if decision is not None:
-                made.append((rel.id, decision))
+                made.append(decision)
         return made
 
-    def _decide(self, rel: Release, now: datetime) -> str | None:
+    def _decide(self, rel: Release, now: datetime) -> Decision | None:
         spec = rel.spec
         outcome, checks, snapshot = self._figures(rel)
         started = rel.step_started_at or now
         at_step = (now - started).total_seconds()
+
+        def made(action: str, state: str, reason: str, done: bool, step: int = rel.step) -> Decision | None:
+            return Decision(rel, action, state, spec.steps[step], reason) if done else None
+
         if outcome == "fail":
-            failed = ", ".join(c.metric for c in checks if c.result == "fail")
-            done = self._finish(rel, "rolled_back", CONTROLLER, "release.rollback",
-                                f"analysis failed at {rel.percent:g}%: {failed}", snapshot)
-            return "rollback" if done else None
+            why = f"analysis failed at {rel.percent:g}%: {', '.join(c.metric for c in checks if c.result == 'fail')}"
+            return made("rollback", "rolled_back", why,
+                        self._finish(rel, "rolled_back", CONTROLLER, "release.rollback", why, snapshot))
         if rel.state == "paused":  # still serving its share: watched for failure, moved on by a person only
             return None
         if outcome == "pass" and at_step >= spec.interval_seconds:
             if rel.step + 1 < len(spec.steps):
-                done = self._change(rel, CONTROLLER, "release.advance",
-                                    f"passed at {rel.percent:g}%, on to {spec.steps[rel.step + 1]:g}%", snapshot,
-                                    step=rel.step + 1, step_started_at=now)
-                return "advance" if done else None
+                why = f"passed at {rel.percent:g}%, on to {spec.steps[rel.step + 1]:g}%"
+                return made("advance", "running", why, self._change(
+                    rel, CONTROLLER, "release.advance", why, snapshot, step=rel.step + 1, step_started_at=now),
+                    rel.step + 1)
+            why = f"passed every step up to {rel.percent:g}%"
             if spec.auto_promote:
                 try:
-                    done = self._promote(rel, CONTROLLER, snapshot, f"passed every step up to {rel.percent:g}%",
-                                         force=False)
-                    return "promote" if done else None
+                    return made("promote", "promoted", why, self._promote(rel, CONTROLLER, snapshot, why, force=False))
                 except ReleaseError as e:
-                    return "pause" if self._change(rel, CONTROLLER, "release.pause", str(e), snapshot,
-                                                   state="paused") else None
-            return "pause" if self._change(rel, CONTROLLER, "release.pause", "passed every step; auto_promote is "
-                                           "off: waiting for a person to promote", snapshot, state="paused") else None
+                    why = str(e)
+            else:
+                why += "; auto_promote is off: waiting for a person to promote"
+            return made("pause", "paused", why, self._change(rel, CONTROLLER, "release.pause", why, snapshot,
+                                                              state="paused"))
         if at_step >= spec.patience:
             open_checks = _open(checks) or f"fewer than {spec.min_requests} calls per arm"
-            done = self._change(rel, CONTROLLER, "release.pause", f"inconclusive after {at_step:.0f} s at "
-                                f"{rel.percent:g}% ({open_checks}): waiting for a person", snapshot, state="paused")
-            return "pause" if done else None
+            why = f"inconclusive after {at_step:.0f} s at {rel.percent:g}% ({open_checks}): waiting for a person"
+            return made("pause", "paused", why, self._change(rel, CONTROLLER, "release.pause", why, snapshot,
+                                                              state="paused"))
         return None
 
 

@@ -1,5 +1,6 @@
 """Audit tiles (stored roots of complete subtrees, so that proofs need not read every leaf), append-only
-like the log; an index on the events' time for exports.
+like the log, and insert+select for the roles that may append to the log; an index on the events'
+time for exports.
 
 Revision ID: 0008
 Revises: 0007
@@ -31,6 +32,13 @@ def upgrade() -> None:
                    "FOR EACH ROW EXECUTE FUNCTION ostiary_append_only()")
         op.execute("CREATE TRIGGER audit_tiles_no_truncate BEFORE TRUNCATE ON audit_tiles "
                    "FOR EACH STATEMENT EXECUTE FUNCTION ostiary_append_only()")
+        # A gateway role that appends to the log (`ostiary audit grants`) appends tiles in the same
+        # transaction: give it the same two privileges here, or its appends would fail after upgrading.
+        roles = op.get_bind().execute(sa.text(
+            "SELECT DISTINCT grantee FROM information_schema.table_privileges WHERE table_name = 'audit_log' "
+            "AND privilege_type = 'INSERT' AND grantee <> current_user")).scalars().all()
+        for role in roles:
+            op.execute(f'GRANT SELECT, INSERT ON audit_tiles TO "{role.replace(chr(34), chr(34) * 2)}"')
 
 
 def downgrade() -> None:
