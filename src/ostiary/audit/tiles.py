@@ -44,7 +44,7 @@ def store_completed(conn: sa.Connection, first: int, leaves: list[bytes]) -> int
         upper = []
         for t in range(first // width, end // width):
             below = _tiles(conn, level - 1, t * WIDTH, WIDTH)
-            if len(below) == WIDTH:  # else the log began before tiles: proofs read those leaves
+            if len(below) == WIDTH:  # else one below is missing (a log older than tiles): `audit tiles`
                 upper.append({"level": level, "idx": t, "hash": merkle.root(below).hex()})
         if upper:
             conn.execute(audit_tiles.insert(), upper)
