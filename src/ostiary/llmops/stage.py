@@ -3,9 +3,10 @@
 `ReleaseStage` runs after identity (a sticky arm needs the principal). For the pointers a call goes
 through (its route's deployments, its route's guardrail policy, the prompt label it names) it puts
 in `call.decisions["pointers"]` what promoted releases moved and, for an active release, the
-candidate's value when the call's unit falls in the candidate arm. The router, the guardrails stage and the prompt stage read them. The arm is in the audit event
-(`decisions["release"]`) and the `x-ostiary-release` header; when the call ends, its status,
-latency, cost and guardrail actions are counted for the arm (llmops/analysis.py).
+candidate's value when the call's unit falls in the candidate arm. The router, the limits, the
+guardrails and the prompt stage read them. The arm is in the audit event (`decisions["release"]`)
+and the `x-ostiary-release` header; when the call ends, its status, latency, cost and guardrail
+actions are counted for the arm (llmops/analysis.py).
 
 An admin may send `x-ostiary-release: ID=candidate` (or `=baseline`) to put a call on an arm, at any
 state of the release: that is how an evaluation run exercises a candidate before and during its
