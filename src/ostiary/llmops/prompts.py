@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -245,10 +246,15 @@ def move_label(conn: sa.Connection, name: str, label: str, version: int, who: Ac
 
 def passing_run(conn: sa.Connection, ref: str) -> str | None:
     """The newest passing evaluation run that exercised `ref` ("NAME@VERSION"), if any."""
+    return newest_passing_run(conn, lambda target: ref in target.get("prompt_versions", ()))
+
+
+def newest_passing_run(conn: sa.Connection, exercised: Callable[[dict[str, Any]], bool]) -> str | None:
+    """The newest passing evaluation (or red-team) run whose recorded target `exercised` accepts."""
     rows = conn.execute(sa.select(eval_runs.c.id, eval_runs.c.target).where(eval_runs.c.passed.is_(True))
                         .order_by(eval_runs.c.started_at.desc()).limit(1000)).all()
     for run_id, target in rows:
-        if ref in (target or {}).get("prompt_versions", ()):
+        if exercised(target or {}):
             return str(run_id)
     return None
 

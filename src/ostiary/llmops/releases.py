@@ -28,7 +28,7 @@ import os
 import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
@@ -37,10 +37,17 @@ import sqlalchemy as sa
 
 from ostiary.config.schema import Config
 from ostiary.llmops.analysis import Analysis, ArmStats, Check, Result, judge
-from ostiary.llmops.prompts import DEFAULT_LABEL, VERSION, Prompts, move_label, passing_run
+from ostiary.llmops.prompts import (
+    DEFAULT_LABEL,
+    VERSION,
+    Prompts,
+    move_label,
+    newest_passing_run,
+    passing_run,
+)
 from ostiary.store import Store, bump_generation
 from ostiary.store.events import Actor, record_by
-from ostiary.store.schema import eval_runs, release_pointers, release_stats, releases
+from ostiary.store.schema import release_pointers, release_stats, releases
 
 log = logging.getLogger("ostiary.releases")
 Kind = Literal["prompt", "route", "guardrails"]
@@ -148,6 +155,10 @@ class Decision(NamedTuple):
 class Snapshot:
     active: dict[str, Release]  # by pointer key ("route:chat"), pending, running or paused
     pointers: dict[str, str]  # route and guardrail pointers moved by promoted releases
+    by_id: dict[str, Release] = field(init=False)  # the active ones again, by release id
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_id", {r.id: r for r in self.active.values()})
 
     def __bool__(self) -> bool:
         return bool(self.active or self.pointers)
@@ -171,7 +182,6 @@ class Releases:
         self.config = config
         self.replica = os.urandom(8).hex()
         self.snapshot = Snapshot({}, {})
-        self._active: frozenset[str] = frozenset()
         self._stats: dict[tuple[str, str], ArmStats] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._lock = threading.Lock()  # counts are written on the loop and flushed from a thread
@@ -184,7 +194,6 @@ class Releases:
             active = [_release(r) for r in conn.execute(sa.select(releases).where(releases.c.state.in_(ACTIVE)))]
             pointers = {r.key: r.value for r in conn.execute(sa.select(release_pointers))}
         self.snapshot = Snapshot({r.key: r for r in active}, pointers)
-        self._active = frozenset(r.id for r in active)
 
     def get(self, release_id: str) -> Release:
         with self.store.engine.connect() as conn:
@@ -341,12 +350,7 @@ class Releases:
         candidate version; otherwise one whose every call was sent to this release's candidate arm."""
         if rel.kind == "prompt":
             return passing_run(conn, f"{rel.target.partition('@')[0]}@{rel.candidate}")
-        rows = conn.execute(sa.select(eval_runs.c.id, eval_runs.c.target).where(eval_runs.c.passed.is_(True))
-                            .order_by(eval_runs.c.started_at.desc()).limit(1000)).all()
-        for run_id, target in rows:
-            if ((target or {}).get("releases") or {}).get(rel.id) == ["candidate"]:
-                return str(run_id)
-        return None
+        return newest_passing_run(conn, lambda target: (target.get("releases") or {}).get(rel.id) == ["candidate"])
 
     @staticmethod
     def _gate_hint(rel: Release) -> str:
@@ -379,27 +383,24 @@ class Releases:
 
     def observe(self, release_id: str, arm: str, status: int, seconds: float, cost: float | None,
                 guarded: bool) -> None:
-        if release_id not in self._active:  # ended since the call began: its counts are final
-            return
-        with self._lock:
-            key = (release_id, arm)
-            stats = self._stats.get(key)
-            if stats is None:
-                stats = self._stats[key] = ArmStats()
-            stats.observe(status, seconds, cost, guarded)
-            self._dirty.add(key)
+        self._count(release_id, arm, lambda stats: stats.observe(status, seconds, cost, guarded))
 
     def score(self, release_id: str, arm: str, value: float) -> None:
         """Count a feedback score, clamped to the release's `feedback_range` (one loud score must
         not outweigh many)."""
-        rel = next((r for r in self.snapshot.active.values() if r.id == release_id), None)
-        if rel is None:
+        rel = self.snapshot.by_id.get(release_id)
+        if rel is not None:
+            low, high = rel.spec.analysis.feedback_range
+            self._count(release_id, arm, lambda stats: stats.score(min(max(value, low), high)))
+
+    def _count(self, release_id: str, arm: str, update: Callable[[ArmStats], None]) -> None:
+        """Update an arm's counts and mark them to be flushed, for an active release only: once it
+        has ended its counts are final (a late call or score must not start them again from zero)."""
+        if release_id not in self.snapshot.by_id:
             return
-        low, high = rel.spec.analysis.feedback_range
-        value = min(max(value, low), high)
+        key = (release_id, arm)
         with self._lock:
-            key = (release_id, arm)
-            self._stats.setdefault(key, ArmStats()).score(value)
+            update(self._stats.setdefault(key, ArmStats()))
             self._dirty.add(key)
 
     def flush(self) -> None:
@@ -429,7 +430,7 @@ class Releases:
             raise
         with self._lock:
             # Releases that ended: their counts are stored, nothing will count for them again.
-            for key in [k for k in self._stats if k[0] not in self._active]:
+            for key in [k for k in self._stats if k[0] not in self.snapshot.by_id]:
                 if key not in self._dirty:
                     del self._stats[key]
 
