@@ -43,9 +43,9 @@ def store_completed(conn: sa.Connection, first: int, leaves: list[bytes]) -> int
         width = WIDTH ** level
         upper = []
         for t in range(first // width, end // width):
-            below = _tiles(conn, level - 1, t * WIDTH, WIDTH)
-            if len(below) == WIDTH:  # else one below is missing (a log older than tiles): `audit tiles`
-                upper.append({"level": level, "idx": t, "hash": merkle.root(below).hex()})
+            found = _from_below(conn, level, t)
+            if found is not None:  # else one below is missing (a log older than tiles): `audit tiles`
+                upper.append({"level": level, "idx": t, "hash": found})
         if upper:
             conn.execute(audit_tiles.insert(), upper)
         stored += len(upper)
@@ -117,12 +117,15 @@ def backfill(conn: sa.Connection, size: int, limit: int = 256) -> int:
                 continue
             if done >= limit:
                 return done
-            if level == 1:
-                nodes = read_leaves(conn, t * WIDTH, (t + 1) * WIDTH)
-            else:
-                nodes = _tiles(conn, level - 1, t * WIDTH, WIDTH)
-                if len(nodes) < WIDTH:
-                    return done  # the level below is not complete yet: the next round
-            conn.execute(audit_tiles.insert().values(level=level, idx=t, hash=merkle.root(nodes).hex()))
+            found = _from_below(conn, level, t)
+            if found is None:
+                return done  # the level below is not complete yet: the next round
+            conn.execute(audit_tiles.insert().values(level=level, idx=t, hash=found))
             done += 1
     return done
+
+
+def _from_below(conn: sa.Connection, level: int, t: int) -> str | None:
+    """Tile `t` of `level` from the 256 stored leaves or tiles under it; None if one is missing."""
+    nodes = read_leaves(conn, t * WIDTH, (t + 1) * WIDTH) if level == 1 else _tiles(conn, level - 1, t * WIDTH, WIDTH)
+    return merkle.root(nodes).hex() if len(nodes) == WIDTH else None
