@@ -8,24 +8,51 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 
 from ostiary.config.load import ConfigError, load_default, load_file
-from ostiary.llmops.prompts import PromptError, Prompts, parse_template
+from ostiary.config.schema import Config
+from ostiary.llmops.prompts import Prompts, parse_template
 from ostiary.store import Store
 from ostiary.store.events import CLI
+
+T = TypeVar("T")
+Command = Callable[[str, str, Callable[[argparse.Namespace, T], object]], argparse.ArgumentParser]
+
+
+def commands(sub: argparse._SubParsersAction, make: Callable[[Config, Store], T]) -> Command[T]:  # type: ignore[type-arg]
+    """A maker of subcommands that open the configured store (`--config`), build `make`'s service on
+    it, and print what the command returns as JSON; bad input is a message and exit code 1."""
+
+    def cmd(name: str, help: str, act: Callable[[argparse.Namespace, T], object]) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help)
+        c.add_argument("--config", type=Path)
+        c.set_defaults(run=lambda args: _run(args, make, act))
+        return c
+
+    return cmd
+
+
+def _run(args: argparse.Namespace, make: Callable[[Config, Store], T],
+         act: Callable[[argparse.Namespace, T], object]) -> int:
+    try:
+        loaded = load_file(args.config) if args.config else load_default()
+        store = Store.open(loaded.config.database_url, loaded.config.server.data_dir)
+        try:
+            print(json.dumps(act(args, make(loaded.config, store)), indent=2, ensure_ascii=False))
+        finally:
+            store.close()
+        return 0
+    except (ConfigError, OSError, ValueError, yaml.YAMLError) as e:  # ValueError: prompt, release, msgspec errors
+        print(f"ostiary: {e}", file=sys.stderr)
+        return 1
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("prompts", help="the prompt registry: versions and labels")
-    psub = p.add_subparsers(dest="prompts_command", required=True)
-
-    def cmd(name: str, help: str, run: Callable[[argparse.Namespace, Prompts], object]) -> argparse.ArgumentParser:
-        c = psub.add_parser(name, help=help)
-        c.add_argument("--config", type=Path)
-        c.set_defaults(run=lambda args: _run(args, run))
-        return c
+    cmd = commands(p.add_subparsers(dest="prompts_command", required=True), _registry)
 
     c = cmd("create", "add a version (YAML or JSON: messages, variables, params)", _create)
     c.add_argument("name")
@@ -46,18 +73,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     c.add_argument("--vars", help="variables as a JSON object")
 
 
-def _run(args: argparse.Namespace, act: Callable[[argparse.Namespace, Prompts], object]) -> int:
-    try:
-        loaded = load_file(args.config) if args.config else load_default()
-        store = Store.open(loaded.config.database_url, loaded.config.server.data_dir)
-        registry = Prompts(store, loaded.config.prompts.protected_labels)
-        registry.load()
-        print(json.dumps(act(args, registry), indent=2, ensure_ascii=False))
-        store.close()
-        return 0
-    except (ConfigError, PromptError, OSError, ValueError, yaml.YAMLError) as e:
-        print(f"ostiary: {e}", file=sys.stderr)
-        return 1
+def _registry(cfg: Config, store: Store) -> Prompts:
+    registry = Prompts(store, cfg.prompts.protected_labels)
+    registry.load()
+    return registry
 
 
 def _create(args: argparse.Namespace, registry: Prompts) -> object:

@@ -4,18 +4,14 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 import yaml
 
-from ostiary.config.load import ConfigError, load_default, load_file
+from ostiary.llmops.cli import commands
 from ostiary.llmops.prompts import Prompts
-from ostiary.llmops.releases import NewRelease, ReleaseError, Releases
-from ostiary.store import Store
+from ostiary.llmops.releases import NewRelease, Releases
 from ostiary.store.events import CLI
 
 _ACTIONS = {"start": "begin the first step", "pause": "hold the release at its step",
@@ -26,13 +22,8 @@ _ACTIONS = {"start": "begin the first step", "pause": "hold the release at its s
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("releases", help="progressive releases of prompt labels, route deployments, guardrail policies")
-    rsub = p.add_subparsers(dest="releases_command", required=True)
-
-    def cmd(name: str, help: str, run: Callable[[argparse.Namespace, Releases], object]) -> argparse.ArgumentParser:
-        c = rsub.add_parser(name, help=help)
-        c.add_argument("--config", type=Path)
-        c.set_defaults(run=lambda args: _run(args, run))
-        return c
+    cmd = commands(p.add_subparsers(dest="releases_command", required=True),
+                   lambda cfg, store: Releases(store, Prompts(store, cfg.prompts.protected_labels), lambda: cfg))
 
     c = cmd("create", "create a release (pending until started)", _create)
     c.add_argument("kind", choices=("prompt", "route", "guardrails"))
@@ -52,21 +43,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         c.set_defaults(action=action)
         if action == "promote":
             c.add_argument("--force", action="store_true", help="without a passing evaluation run (recorded)")
-
-
-def _run(args: argparse.Namespace, act: Callable[[argparse.Namespace, Releases], object]) -> int:
-    try:
-        loaded = load_file(args.config) if args.config else load_default()
-        store = Store.open(loaded.config.database_url, loaded.config.server.data_dir)
-        try:
-            releases = Releases(store, Prompts(store, loaded.config.prompts.protected_labels), lambda: loaded.config)
-            print(json.dumps(act(args, releases), indent=2, ensure_ascii=False))
-        finally:
-            store.close()
-        return 0
-    except (ConfigError, ReleaseError, OSError, ValueError, yaml.YAMLError, msgspec.ValidationError) as e:
-        print(f"ostiary: {e}", file=sys.stderr)
-        return 1
 
 
 def _create(args: argparse.Namespace, releases: Releases) -> object:
