@@ -36,14 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     esub = p.add_subparsers(dest="eval_command", required=True)
     c = esub.add_parser("run", help="run a suite; exit 1 when its gate fails")
     c.add_argument("suite", type=Path)
-    c.add_argument("--url", default="http://127.0.0.1:4000", help="the gateway")
-    c.add_argument("--key-env", default="OSTIARY_KEY", help="environment variable holding the API key")
     c.add_argument("--baseline", help="a stored run id to compare with, or 'last' (the suite's last passing run)")
-    c.add_argument("--json", type=Path, dest="json_out")
-    c.add_argument("--junit", type=Path)
-    c.add_argument("--html", type=Path)
-    c.add_argument("--config", type=Path, help="config file: the store where runs are kept")
-    c.add_argument("--no-progress", action="store_true")
+    _gateway_run_args(c)
     c.set_defaults(run=_run)
 
     p = sub.add_parser("redteam", help="built-in attacks (OWASP LLM Top 10) through the gateway: which control held")
@@ -53,6 +47,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     c.add_argument("--only", help="comma-separated OWASP ids, e.g. LLM01,LLM07")
     c.add_argument("--release", metavar="ID", help="attack that release's candidate (an admin key): the run is "
                    "then the release's gate, e.g. for a new guardrail policy")
+    _gateway_run_args(c)
+    c.set_defaults(run=_redteam)
+
+
+def _gateway_run_args(c: argparse.ArgumentParser) -> None:
+    """What eval and red-team runs share: the gateway and its key, the reports, the store, the bar."""
     c.add_argument("--url", default="http://127.0.0.1:4000", help="the gateway")
     c.add_argument("--key-env", default="OSTIARY_KEY", help="environment variable holding the API key")
     c.add_argument("--json", type=Path, dest="json_out")
@@ -60,7 +60,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     c.add_argument("--html", type=Path)
     c.add_argument("--config", type=Path, help="config file: the store where runs are kept")
     c.add_argument("--no-progress", action="store_true")
-    c.set_defaults(run=_redteam)
 
 
 def _open_store(args: argparse.Namespace) -> Store:
