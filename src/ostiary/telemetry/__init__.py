@@ -38,9 +38,7 @@ class Telemetry:
         raw = call.decisions.pop("traceparent", None)
         trace_id, span_id, flags = child_of(parse_traceparent(raw) if raw else None)
         call.decisions["trace_id"] = trace_id
-        s = self.metrics.request("", "", str(status), "")
-        s.requests[0] += 1
-        self.metrics.duration.observe(s.duration, time.perf_counter() - call.started)
+        self.metrics.finished("", "", str(status), "", time.perf_counter() - call.started)
         return f"00-{trace_id}-{span_id}-{flags}"
 
     def exposition(self) -> bytes:

@@ -152,6 +152,13 @@ class Metrics:
             s = self._series[key] = RequestSeries(self, route, deployment, status, tenant)
         return s
 
+    def finished(self, route: str, deployment: str, status: str, tenant: str, seconds: float) -> RequestSeries:
+        """Count one finished request and its duration; its series, for what else it counts."""
+        s = self.request(route, deployment, status, tenant)
+        s.requests[0] += 1
+        self.duration.observe(s.duration, seconds)
+        return s
+
     def attempt(self, route: str, deployment: str, outcome: str) -> None:
         self.attempts.inc((route, deployment, outcome))
         if outcome == "retry":

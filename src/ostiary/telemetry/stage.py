@@ -102,9 +102,7 @@ class TelemetryStage:
         tenant = p.tenant if p is not None else ""
         route = call.model if call.model in self.routes else ""
         m = self.metrics
-        s = m.request(route, call.deployment or "", str(status), tenant)
-        s.requests[0] += 1
-        m.duration.observe(s.duration, now - call.started)
+        s = m.finished(route, call.deployment or "", str(status), tenant, now - call.started)
         if call.stream and call.first_byte is not None:
             m.first_byte.observe(m.first_byte.cell(s.first_byte), call.first_byte - call.started)
         usage = call.usage if isinstance(call.usage, dict) else None
